@@ -1,0 +1,49 @@
+"""jaxsa: speed-accuracy relations of diffusion models, in JAX.
+
+The whole public API is re-exported here; the pipeline reads top to bottom:
+schedules → densities → forward process → estimated process (flow) → metrics → relations.
+
+Importing jaxsa never changes JAX's global float64 switch. The quantities of the paper need
+float64 (χ² ratios of densities near zero, differences of Wasserstein distances); enable it
+in your program (``jax.config.update("jax_enable_x64", True)``) or use ``jaxsa.float64()``.
+Functions that need it warn (:class:`Float64Warning`) when called in float32.
+"""
+
+from jaxsa._checks import Float64Warning as Float64Warning
+from jaxsa._checks import float64 as float64
+from jaxsa.densities import PERTURBATION_NAMES as PERTURBATION_NAMES
+from jaxsa.densities import Density as Density
+from jaxsa.densities import GaussianMixture as GaussianMixture
+from jaxsa.densities import Uniform as Uniform
+from jaxsa.densities import gaussian as gaussian
+from jaxsa.densities import paper_data as paper_data
+from jaxsa.densities import paper_perturbations as paper_perturbations
+from jaxsa.densities import paper_prior as paper_prior
+from jaxsa.flow import ODESettings as ODESettings
+from jaxsa.flow import solve_flow as solve_flow
+from jaxsa.flow import transport as transport
+from jaxsa.forward import DiffusionPath as DiffusionPath
+from jaxsa.metrics import chi2_gaussian_1d as chi2_gaussian_1d
+from jaxsa.metrics import w1_cdf_grid as w1_cdf_grid
+from jaxsa.metrics import w1_gaussian_1d as w1_gaussian_1d
+from jaxsa.metrics import w1_point_cloud as w1_point_cloud
+from jaxsa.metrics import w1_samples_1d as w1_samples_1d
+from jaxsa.metrics import w2_gaussian as w2_gaussian
+from jaxsa.metrics import w2_isotropic_gaussian as w2_isotropic_gaussian
+from jaxsa.metrics import wp_quantiles as wp_quantiles
+from jaxsa.ot_schedule import OTPath as OTPath
+from jaxsa.relations import Report as Report
+from jaxsa.relations import Settings as Settings
+from jaxsa.relations import end_marginal as end_marginal
+from jaxsa.relations import quantile_nodes as quantile_nodes
+from jaxsa.relations import speed_accuracy as speed_accuracy
+from jaxsa.schedules import CondOT as CondOT
+from jaxsa.schedules import Cosine as Cosine
+from jaxsa.schedules import Custom as Custom
+from jaxsa.schedules import Schedule as Schedule
+from jaxsa.schedules import ScheduleValues as ScheduleValues
+from jaxsa.schedules import VEGeometric as VEGeometric
+from jaxsa.schedules import VPLinear as VPLinear
+from jaxsa.schedules import check_schedule as check_schedule
+
+__version__ = "0.1.0"
