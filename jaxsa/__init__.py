@@ -36,7 +36,9 @@ from jaxsa.relations import Report as Report
 from jaxsa.relations import Settings as Settings
 from jaxsa.relations import end_marginal as end_marginal
 from jaxsa.relations import quantile_nodes as quantile_nodes
+from jaxsa.relations import perturbation_start as perturbation_start
 from jaxsa.relations import speed_accuracy as speed_accuracy
+from jaxsa.relations import speed_accuracy_from_start as speed_accuracy_from_start
 from jaxsa.schedules import CondOT as CondOT
 from jaxsa.schedules import Cosine as Cosine
 from jaxsa.schedules import Custom as Custom

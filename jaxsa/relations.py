@@ -50,7 +50,16 @@ from jaxsa.forward import DiffusionPath
 from jaxsa.ot_schedule import OTPath
 from jaxsa.schedules import check_schedule
 
-__all__ = ["Settings", "Report", "speed_accuracy", "quantile_nodes", "end_marginal", "abs_quadrature"]
+__all__ = [
+    "Settings",
+    "Report",
+    "speed_accuracy",
+    "speed_accuracy_from_start",
+    "perturbation_start",
+    "quantile_nodes",
+    "end_marginal",
+    "abs_quadrature",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,10 +79,10 @@ class Settings:
         ode: :class:`jaxsa.flow.ODESettings`.
     """
 
-    n_quantiles: int = 2048
+    n_quantiles: int = 1024
     z_max: float = 8.5
     n_time: int = 151
-    n_gauss: int = 48
+    n_gauss: int = 32
     chi2_stride: int = 10
     grid: tuple = (-6.0, 6.0, 1200)
     snapshots: tuple = (0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0)
@@ -266,15 +275,20 @@ def _time_layout(settings: Settings):
     return order, pos[:n_u], pos[n_u:n_u + n_g], 0.5 * gw, pos[n_u + n_g:]
 
 
-def _check_inputs(path, perturbation, settings):
+def _mass_message(settings, name, mass):
+    return (f"speed_accuracy: `settings.grid` = {settings.grid} does not hold the mass of the "
+            f"{name}: {_fmt(jnp.max(mass))} lies outside (> mass_tol = {settings.mass_tol:g}); "
+            "widen the grid.")
+
+
+def _check_inputs(path, settings, perturbation_cdf):
+    """Structural checks (ValueError now) and value checks (now, or at run time if traced)."""
     if not isinstance(path, (DiffusionPath, OTPath)):
         raise ValueError(
             f"speed_accuracy: `path` must be a DiffusionPath or OTPath, got {type(path).__name__}."
         )
     if path.data.means.ndim != 1:
         raise ValueError("speed_accuracy: this is the 1D method; `path.data` must be 1D.")
-    if not hasattr(perturbation, "normal_score_quantile"):
-        raise ValueError("speed_accuracy: `perturbation` must be a 1D density with a quantile function.")
     lo, hi, n = settings.grid
     if not (lo < hi and n >= 2):
         raise ValueError(f"speed_accuracy: `settings.grid` must be (x_min < x_max, n >= 2), got {settings.grid}.")
@@ -286,20 +300,13 @@ def _check_inputs(path, perturbation, settings):
     else:
         tau = check(path.tau > 0, "OTPath: `tau` must be > 0.", path.tau)
         path = eqx.tree_at(lambda p: p.tau, path, tau)
-    # the grid must hold the mass of q, P_τ and the perturbed start (checked cheaply by CDFs)
-    tol = settings.mass_tol
-    p_tau = end_marginal(path)
-    outside = []
-    for name, dens in (("data q", path.data), ("P_tau", p_tau), ("perturbation", perturbation)):
-        mass = dens.cdf(jnp.asarray(lo)) + 1.0 - dens.cdf(jnp.asarray(hi))
-        outside.append((name, mass))
-    for name, mass in outside:
-        lo_, hi_ = check(
-            mass <= tol,
-            f"speed_accuracy: `settings.grid` = {settings.grid} does not hold the mass of the "
-            f"{name}: {_fmt(mass)} lies outside (> mass_tol = {tol:g}); widen the grid.",
-            jnp.asarray(lo), jnp.asarray(hi),
-        )
+    # the grid must hold the mass of q, P_τ and the perturbed start (cheap, by their CDFs)
+    cdfs = [("data q", path.data.cdf), ("P_tau", end_marginal(path).cdf)]
+    if perturbation_cdf is not None:
+        cdfs.append(("perturbation", perturbation_cdf))
+    for name, cdf in cdfs:
+        mass = cdf(jnp.asarray(lo)) + 1.0 - cdf(jnp.asarray(hi))
+        path = check(mass <= settings.mass_tol, _mass_message(settings, name, mass), path)
     return path
 
 
@@ -317,7 +324,9 @@ def speed_accuracy(path, perturbation, settings: Settings = Settings()) -> Repor
 
     Returns:
         A :class:`Report` pytree. Under ``jax.vmap`` over a batch of paths or perturbations
-        of one kind every leaf gains a leading batch axis.
+        of one kind every leaf gains a leading batch axis. To batch perturbations of
+        *different* kinds, map :func:`perturbation_start` over them, stack, and vmap
+        :func:`speed_accuracy_from_start`.
 
     Raises:
         ValueError: an invalid schedule (Eq. 24, end conditions), a grid that does not hold
@@ -332,16 +341,67 @@ def speed_accuracy(path, perturbation, settings: Settings = Settings()) -> Repor
             print(rep.eta, rep.c1, rep.c2)      # η ≤ c₁ ≤ c₂
     """
     warn_if_float32("speed_accuracy (η, c₁, c₂, D₀)", path, perturbation)
-    path = _check_inputs(path, perturbation, settings)
-    return _speed_accuracy_jit(path, perturbation, settings)
+    if not hasattr(perturbation, "normal_score_quantile") or not hasattr(perturbation, "cdf"):
+        raise ValueError(
+            "speed_accuracy: `perturbation` must be a 1D density with a quantile function "
+            f"(GaussianMixture or Uniform), got {type(perturbation).__name__}."
+        )
+    if getattr(perturbation, "event_shape", ()) != ():
+        raise ValueError("speed_accuracy: `perturbation` must be 1D.")
+    path = _check_inputs(path, settings, perturbation.cdf)
+    start = perturbation_start(perturbation, settings)
+    return _from_start_jit(path, start, settings)
+
+
+def perturbation_start(perturbation, settings: Settings = Settings()):
+    """The perturbed start on the quantile nodes: ``(x, log_p)``, each ``(n_quantiles,)``.
+
+    ``x[i]`` = :math:`F_{\\tilde P_\\tau}^{-1}(\\Phi(z_i))` and ``log_p[i]`` =
+    :math:`\\ln\\tilde P_\\tau(x_i)`. Starts of perturbations of different kinds have the
+    same shape, so they stack into one batch for :func:`speed_accuracy_from_start`.
+    """
+    return _start_jit(perturbation, settings)
 
 
 @functools.partial(jax.jit, static_argnames="settings")
-def _speed_accuracy_jit(path, perturbation, settings):
-    return _speed_accuracy(path, perturbation, settings)
+def _start_jit(perturbation, settings):
+    z, _ = quantile_nodes(settings.n_quantiles, settings.z_max)
+    x = perturbation.normal_score_quantile(jnp.asarray(z, jnp.result_type(float)))
+    return x, perturbation.log_density(x)
 
 
-def _speed_accuracy(path, perturbation, settings: Settings) -> Report:
+def speed_accuracy_from_start(path, start, settings: Settings = Settings()) -> Report:
+    """:func:`speed_accuracy` for a perturbed start given on the quantile nodes.
+
+    ``start = (x, log_p)`` as returned by :func:`perturbation_start` (any 1D density whose
+    quantiles and log-density you can evaluate at the normal-score nodes), with any leading
+    batch shape: a batch of starts is solved as *one* ODE system (all particles together),
+    which is much faster than ``jax.vmap`` over starts, and the report's leaves gain that
+    batch shape. Also vmappable over ``path``.
+    """
+    warn_if_float32("speed_accuracy_from_start (η, c₁, c₂, D₀)", path, start)
+    x, log_p = start
+    if jnp.shape(x)[-1:] != (settings.n_quantiles,) or jnp.shape(log_p) != jnp.shape(x):
+        raise ValueError(
+            f"speed_accuracy_from_start: `start` must be two arrays of shape (..., "
+            f"{settings.n_quantiles}) (settings.n_quantiles); got {jnp.shape(x)}, {jnp.shape(log_p)}."
+        )
+    _, w = quantile_nodes(settings.n_quantiles, settings.z_max)
+    lo, hi, _ = settings.grid
+    mass = jnp.sum(jnp.asarray(w) * ((x < lo) | (x > hi)), axis=-1)
+    path = _check_inputs(path, settings, None)
+    mass = check(mass <= settings.mass_tol, _mass_message(settings, "perturbation", mass), mass)
+    return _from_start_jit(path, (x, log_p), settings)
+
+
+@functools.partial(jax.jit, static_argnames="settings")
+def _from_start_jit(path, start, settings):
+    return _speed_accuracy(path, start, settings)
+
+
+def _speed_accuracy(path, start, settings: Settings) -> Report:
+    """Core: one ODE for the forward particles and every perturbed start, then per-start
+    post-processing (vmapped; it holds no loop, so batching costs nothing extra)."""
     dtype = jnp.result_type(float)
     tau = path.tau
     z, w = quantile_nodes(settings.n_quantiles, settings.z_max)
@@ -349,89 +409,89 @@ def _speed_accuracy(path, perturbation, settings: Settings) -> Report:
     n = z.shape[0]
     p_tau = end_marginal(path)
 
-    # starts at t = τ (normal-score quantiles) and log-densities there
-    x_f0 = p_tau.normal_score_quantile(z)
-    x_e0 = perturbation.normal_score_quantile(z)
+    x_e0, logpt_e0 = start  # (..., n): estimated particles at t = τ and log P̃_τ there
+    batch_shape = x_e0.shape[:-1]
+    x_e0, logpt_e0 = x_e0.reshape(-1, n), logpt_e0.reshape(-1, n)
+    n_batch = x_e0.shape[0]
+    x_f0 = p_tau.normal_score_quantile(z)  # forward particles at t = τ
     logp_f0 = p_tau.log_density(x_f0)
-    logpt_e0 = perturbation.log_density(x_e0)  # log P̃_τ at the estimated particles
-    logp_e0 = p_tau.log_density(x_e0)  # log P_τ at the estimated particles
-
-    # χ² divergence at the start (Eq. 78): E_{P̃}[P̃/P] - 1
-    D0 = jnp.sum(w * jnp.exp(logpt_e0 - logp_e0)) - 1.0
 
     fr, i_uni, i_gl, gw, i_snap = _time_layout(settings)
     ts = jnp.asarray(fr, dtype) * tau
-    X, V, LJ, stats = transport(path, jnp.concatenate([x_f0, x_e0]), ts, settings.ode)
-    xf, xe = X[:, :n], X[:, n:]
-    vf, ve = V[:, :n], V[:, n:]
-    ljf, lje = LJ[:, :n], LJ[:, n:]
+    # The velocity field acts on each particle separately: all starts travel in one ODE
+    # system (vmapping an adaptive solve instead would batch its while-loop).
+    X, V, LJ, stats = transport(path, jnp.concatenate([x_f0, x_e0.ravel()]), ts, settings.ode)
+    xf, vf, ljf = X[:, :n], V[:, :n], LJ[:, :n]
 
-    W1, dW1 = abs_quadrature(xf - xe, vf - ve, jnp.sign(x_f0 - x_e0), z, w)
-    v2_sq = jnp.sum(w * vf**2, axis=-1)
-    vloss_sq = dW1**2 / D0
+    def per_start(a):  # (S, n_batch * n) -> (n_batch, S, n)
+        return jnp.moveaxis(a[:, n:].reshape(a.shape[0], n_batch, n), 1, 0)
+
+    xe, ve, lje = per_start(X), per_start(V), per_start(LJ)
 
     gw = jnp.asarray(gw, dtype) * tau
+    v2_sq = jnp.sum(w * vf**2, axis=-1)  # (S,)
     c2 = jnp.sum(gw * v2_sq[i_gl])
-    c1 = jnp.sum(gw * vloss_sq[i_gl])
     length = jnp.sum(gw * jnp.sqrt(v2_sq[i_gl]))
-
-    W1_q_p = W1[-1]  # t = 0 is the last save time
-    W1_init = W1[0]  # t = τ
-    delta = W1_q_p - W1_init
-    eta = delta**2 / (tau * D0)
-
     x_data = path.data.normal_score_quantile(z)
     W2_sq = jnp.sum(w * (x_data - x_f0) ** 2)
     length_bound = length**2 / tau
     ot_bound = W2_sq / tau
 
-    # χ² along the flow: D_t = E_{P̃_t}[P̃_t/P_t] - 1 with P̃_t carried by the log-Jacobian
-    # and P_t evaluated independently (closed form / displacement interpolation)
+    lo, hi, ng = settings.grid
+    xg = jnp.linspace(lo, hi, ng + 1, dtype=dtype)
+    interp = jax.vmap(lambda xp, fp: jnp.interp(xg, xp, fp, left=0.0, right=0.0))
+    forward_density = interp(xf[i_snap], jnp.exp(logp_f0 - ljf[i_snap]))
+    out_f = jnp.max(jnp.sum(w * ((xf[i_snap] < lo) | (xf[i_snap] > hi)), axis=-1))
+
     i_chi = np.asarray(i_uni)[:: settings.chi2_stride]
     if i_chi[-1] != i_uni[-1]:
         i_chi = np.append(i_chi, i_uni[-1])
     t_chi = ts[i_chi]
-    if isinstance(path, OTPath):
-        # every OT trajectory is a forward one (straight lines), so P_t(x̃_t) = P_τ(x̃_τ)/J̃
-        # exactly and D_t = D_0 holds by construction; no independent evaluation exists
-        logp_fwd_at_e = logp_e0 - lje[i_chi]
-    else:
-        logp_fwd_at_e = jax.vmap(path.log_density)(t_chi, xe[i_chi])
-    chi2 = jnp.sum(w * jnp.exp(logpt_e0 - lje[i_chi] - logp_fwd_at_e), axis=-1) - 1.0
-    chi2_residual = jnp.max(jnp.abs(chi2 - D0)) / D0
 
-    # density snapshots on the grid, from the transported particles
-    lo, hi, ng = settings.grid
-    xg = jnp.linspace(lo, hi, ng + 1, dtype=dtype)
-    dens_f = jnp.exp(logp_f0 - ljf[i_snap])
-    dens_e = jnp.exp(logpt_e0 - lje[i_snap])
-    interp = jax.vmap(lambda xp, fp: jnp.interp(xg, xp, fp, left=0.0, right=0.0))
-    forward_density = interp(xf[i_snap], dens_f)
-    estimated_density = interp(xe[i_snap], dens_e)
-    out_f = jnp.sum(w * ((xf[i_snap] < lo) | (xf[i_snap] > hi)), axis=-1)
-    out_e = jnp.sum(w * ((xe[i_snap] < lo) | (xe[i_snap] > hi)), axis=-1)
-    mass_outside = jnp.maximum(jnp.max(out_f), jnp.max(out_e))
+    def one(xe, ve, lje, x_e0, logpt_e0):
+        # χ² divergence at the start (Eq. 78): E_{P̃}[P̃/P] - 1
+        logp_e0 = p_tau.log_density(x_e0)
+        D0 = jnp.sum(w * jnp.exp(logpt_e0 - logp_e0)) - 1.0
+        W1, dW1 = abs_quadrature(xf - xe, vf - ve, jnp.sign(x_f0 - x_e0), z, w)
+        vloss_sq = dW1**2 / D0
+        c1 = jnp.sum(gw * vloss_sq[i_gl])
+        W1_q_p, W1_init = W1[-1], W1[0]  # save times run from τ down to 0
+        delta = W1_q_p - W1_init
+        eta = delta**2 / (tau * D0)
+        # χ² along the flow: D_t = E_{P̃_t}[P̃_t/P_t] - 1, P̃_t carried by the log-Jacobian
+        # and P_t evaluated independently (closed form)
+        if isinstance(path, OTPath):
+            # every OT trajectory is a forward one (straight lines), so P_t(x̃_t) = P_τ(x̃_τ)/J̃
+            # exactly and D_t = D_0 holds by construction; no independent evaluation exists
+            logp_fwd = logp_e0 - lje[i_chi]
+        else:
+            logp_fwd = jax.vmap(path.log_density)(t_chi, xe[i_chi])
+        chi2 = jnp.sum(w * jnp.exp(logpt_e0 - lje[i_chi] - logp_fwd), axis=-1) - 1.0
+        estimated_density = interp(xe[i_snap], jnp.exp(logpt_e0 - lje[i_snap]))
+        out_e = jnp.max(jnp.sum(w * ((xe[i_snap] < lo) | (xe[i_snap] > hi)), axis=-1))
+        ent = c2  # ∫ T Ṡ^tot = ∫ v₂²: every 1D velocity field is a gradient (Eq. 67 equality)
+        return Report(
+            eta=eta, c1=c1, c2=c2, entropy_bound=ent, D0=D0, W1_q_p=W1_q_p, W1_init=W1_init,
+            delta_W1=delta, path_length=length, W2_sq=W2_sq, length_bound=length_bound,
+            ot_bound=ot_bound,
+            slack_77=ent - eta,
+            slack_80=jnp.min(v2_sq - vloss_sq),
+            slack_82_eta_c1=c1 - eta,
+            slack_82_c1_c2=c2 - c1,
+            slack_91_c2_length=c2 - length_bound,
+            slack_91_length_ot=length_bound - ot_bound,
+            t=ts[i_uni], v2_sq=v2_sq[i_uni], vloss_sq=vloss_sq[i_uni], W1_t=W1[i_uni],
+            dW1_dt=dW1[i_uni], chi2_t=t_chi, chi2=chi2,
+            chi2_residual=jnp.max(jnp.abs(chi2 - D0)) / D0,
+            snapshot_t=ts[i_snap], x_grid=xg,
+            forward_density=forward_density, estimated_density=estimated_density,
+            ode_steps=stats["num_steps"], ode_success=stats["success"],
+            forward_endpoint_error=jnp.max(jnp.abs(xf[-1] - x_data)),
+            mass_outside_grid=jnp.maximum(out_f, out_e),
+        )
 
-    ent = c2  # ∫ T Ṡ^tot dt = ∫ v₂² dt: every 1D velocity field is a gradient (Eq. 67 equality)
-    v2u, vlu = v2_sq[i_uni], vloss_sq[i_uni]
-    return Report(
-        eta=eta, c1=c1, c2=c2, entropy_bound=ent, D0=D0, W1_q_p=W1_q_p, W1_init=W1_init,
-        delta_W1=delta, path_length=length, W2_sq=W2_sq, length_bound=length_bound,
-        ot_bound=ot_bound,
-        slack_77=ent - eta,
-        slack_80=jnp.min(v2_sq - vloss_sq),
-        slack_82_eta_c1=c1 - eta,
-        slack_82_c1_c2=c2 - c1,
-        slack_91_c2_length=c2 - length_bound,
-        slack_91_length_ot=length_bound - ot_bound,
-        t=ts[i_uni], v2_sq=v2u, vloss_sq=vlu, W1_t=W1[i_uni], dW1_dt=dW1[i_uni],
-        chi2_t=t_chi, chi2=chi2, chi2_residual=chi2_residual,
-        snapshot_t=ts[i_snap], x_grid=xg,
-        forward_density=forward_density, estimated_density=estimated_density,
-        ode_steps=stats["num_steps"], ode_success=stats["success"],
-        forward_endpoint_error=jnp.max(jnp.abs(xf[-1] - x_data)),
-        mass_outside_grid=mass_outside,
-    )
+    reports = jax.vmap(one)(xe, ve, lje, x_e0, logpt_e0)
+    return jax.tree.map(lambda a: a.reshape(batch_shape + a.shape[1:]), reports)
 
 
 def _fmt(x):

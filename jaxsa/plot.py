@@ -1,0 +1,111 @@
+"""Figures (matplotlib, imported lazily: the numerical core never imports it).
+
+:func:`plot_fig4` draws the paper's Fig. 4(b–e): for each perturbation, the perturbed start
+against :math:`P_\\tau`, bars of η, c₁, c₂ per schedule, and the curves :math:`v_2(t)^2`,
+:math:`v_{loss}(t)^2`. :func:`plot_fig5` draws Fig. 4(a)/Fig. 5: forward and estimated densities
+at t = 0, τ/3, 2τ/3, τ for every schedule and perturbation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["plot_fig4", "plot_fig5"]
+
+_COLORS = {"cosine": "#1f77b4", "cond-ot": "#d62728", "ot": "#2ca02c"}
+_LABELS = {"cosine": "Cosine", "cond-ot": "Cond-OT", "ot": "OT"}
+_PERT_TITLES = {
+    "mean": "(b) Gaussian, different mean",
+    "variance": "(c) Gaussian, different variance",
+    "mixture": "(d) Gaussian mixture",
+    "uniform": "(e) Uniform",
+}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_fig4(records: list, fig5: dict, path: str) -> None:
+    """Write Fig. 4(b–e) to ``path`` from ``fig4.json`` records and ``fig5`` densities."""
+    plt = _plt()
+    perts = list(dict.fromkeys(r["perturbation"] for r in records))
+    scheds = list(dict.fromkeys(r["schedule"] for r in records))
+    by = {(r["schedule"], r["perturbation"]): r for r in records}
+    x = np.asarray(fig5["x"])
+    dens = {(r["schedule"], r["perturbation"]): r for r in fig5["records"]}
+    fig, axes = plt.subplots(3, len(perts), figsize=(4.2 * len(perts), 10), squeeze=False)
+    for j, p in enumerate(perts):
+        ax = axes[0, j]
+        d = dens[(scheds[0], p)]
+        ax.fill_between(x, np.asarray(d["forward_density"])[-1], color="0.8", label=r"$P_\tau=N(0,1)$")
+        ax.plot(x, np.asarray(d["estimated_density"])[-1], color="k", lw=1.5, label=r"$\tilde P_\tau$")
+        ax.set_xlim(-4.5, 4.5)
+        ax.set_title(_PERT_TITLES.get(p, p), fontsize=10)
+        ax.set_xlabel("x")
+        ax.legend(fontsize=8, loc="upper left")
+
+        ax = axes[1, j]
+        width = 0.8 / len(scheds)
+        for k, s in enumerate(scheds):
+            r = by[(s, p)]
+            vals = [r["eta"], r["c1"], r["c2"]]
+            ax.bar(np.arange(3) + (k - (len(scheds) - 1) / 2) * width, vals, width,
+                   color=_COLORS.get(s), label=_LABELS.get(s, s))
+        ax.set_xticks(range(3), [r"$\eta$", r"$c_1$", r"$c_2$"])
+        ax.set_ylabel("(a.u.)")
+        ax.legend(fontsize=8)
+
+        ax = axes[2, j]
+        for s in scheds:
+            r = by[(s, p)]
+            t = np.asarray(r["t"])
+            ax.plot(t, r["v2_sq"], color=_COLORS.get(s), lw=1.8, label=f"{_LABELS.get(s, s)} $v_2^2$")
+            ax.plot(t, r["vloss_sq"], color=_COLORS.get(s), lw=1.4, ls="--",
+                    label=f"{_LABELS.get(s, s)} $v_{{loss}}^2$")
+        ax.set_xlabel(r"$t/\tau$")
+        ax.set_ylabel("(a.u.)")
+        if j == 0:
+            ax.legend(fontsize=7, ncol=1)
+    fig.suptitle(r"Speed-accuracy relations: $\eta \leq c_1 \leq c_2$ (Eq. 82) and "
+                 r"$v_{loss}(t)^2 \leq v_2(t)^2$ (Eq. 80)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_fig5(fig5: dict, path: str) -> None:
+    """Write Fig. 4(a)/Fig. 5 to ``path``: forward (grey) and estimated (colour) densities."""
+    plt = _plt()
+    x = np.asarray(fig5["x"])
+    t = np.asarray(fig5["t"])
+    recs = fig5["records"]
+    perts = list(dict.fromkeys(r["perturbation"] for r in recs))
+    scheds = list(dict.fromkeys(r["schedule"] for r in recs))
+    rows = [(p, s) for p in perts for s in scheds]
+    by = {(r["perturbation"], r["schedule"]): r for r in recs}
+    fig, axes = plt.subplots(len(rows), len(t), figsize=(3.0 * len(t), 1.55 * len(rows)),
+                             sharex=True, squeeze=False)
+    ymax = max(max(np.max(r["forward_density"]), np.max(r["estimated_density"])) for r in recs)
+    for i, (p, s) in enumerate(rows):
+        r = by[(p, s)]
+        for j in range(len(t)):
+            ax = axes[i, j]
+            ax.fill_between(x, np.asarray(r["forward_density"])[j], color="0.75", lw=0)
+            ax.plot(x, np.asarray(r["estimated_density"])[j], color=_COLORS.get(s), lw=1.4)
+            ax.set_xlim(-4.5, 4.5)
+            ax.set_ylim(0, 1.05 * ymax)
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"t = {t[j]:.3g}")
+            if j == 0:
+                ax.set_ylabel(f"{p}\n{_LABELS.get(s, s)}", fontsize=8)
+    fig.suptitle("Forward process $P_t$ (grey) and estimated process $\\tilde P_t$ (colour)")
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
