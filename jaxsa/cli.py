@@ -1,6 +1,9 @@
 """The ``jaxsa`` command.
 
     jaxsa reproduce [FIGURE ...] [--out DIR]   reproduce the paper's figures (default: all)
+    jaxsa sweep CONFIG --out DIR               a resumable, sharded sweep (JSON config)
+    jaxsa validate [--n 10000] --out DIR       check SPEC §4's inequalities on random configs
+    jaxsa optimize-schedule --out DIR          minimise c₂ over a monotone schedule family
     jaxsa benchmark [--repeats N]              time the fig4 computation (compile vs steady)
 
 Runs in float64 (set for this process only). Results are JSON plus PNG, written
@@ -188,6 +191,87 @@ def _cmd_benchmark(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from tqdm.auto import tqdm
+
+    from jaxsa.sweep import load_spec, run_sweep
+
+    spec = load_spec(args.config)
+    bar = tqdm(total=None, desc="sweep", unit="cfg", file=sys.stderr, smoothing=0.1, mininterval=0.5)
+
+    def progress(n):
+        bar.update(n)
+
+    from jaxsa.sweep import _points
+
+    bar.total = len(_points(spec)) * len(spec.perturbations)
+    bar.refresh()
+    doc = run_sweep(spec, args.out, progress=progress)
+    bar.close()
+    th = doc["throughput"]
+    print(f"sweep: {doc['n_configurations']} configurations ({th['new_configurations']} new) on "
+          f"{th['devices']} device(s); compile {th['compile_s']:.1f} s, "
+          f"{th['configs_per_s'] or float('nan'):.1f} configurations/s; wrote {args.out}/sweep.json")
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    from tqdm.auto import tqdm
+
+    from jaxsa.plot import plot_validation
+    from jaxsa.validate import run_validation
+
+    bar = tqdm(total=args.n, desc="validate", unit="cfg", file=sys.stderr, smoothing=0.1, mininterval=0.5)
+    s = run_validation(n=args.n, out_dir=args.out, seed=args.seed, chunk_size=args.chunk_size,
+                       rtol=args.rtol, progress=bar.update)
+    bar.close()
+    _save_figure(plot_validation, os.path.join(args.out, "validate.png"), s["ratios"], s)
+    print(f"validate: {s['n']} configurations, violations beyond rtol={s['rtol']:g}: "
+          f"{s['violations']}")
+    print(f"  smallest relative slack per inequality: {s['min_relative_slack']}")
+    for k, q in s["tightness_quantiles"].items():
+        print(f"  {k}: median {q['0.5']:.4f}, 1% {q['0.01']:.4f}, 99% {q['0.99']:.4f}")
+    print(f"wrote {args.out}/validate.json and validate.png")
+    return 1 if sum(s["violations"].values()) else 0
+
+
+def _cmd_optimize(args) -> int:
+    from tqdm.auto import tqdm
+
+    from jaxsa.densities import paper_data
+    from jaxsa.optimize import optimize_schedule, schedule_curves
+    from jaxsa.plot import plot_optimized
+    from jaxsa.schedules import CondOT, Cosine
+
+    bar = tqdm(total=args.steps, desc="optimize-schedule", unit="step", file=sys.stderr,
+               mininterval=0.5)
+
+    def progress(i, c2):
+        bar.set_postfix_str(f"c2={c2:.5f}")
+        bar.update(1)
+
+    data = paper_data()
+    res = optimize_schedule(data, steps=args.steps, learning_rate=args.lr, degree=args.degree,
+                            progress=progress)
+    bar.close()
+    sched = res.pop("schedule")
+    curves = {"optimised": schedule_curves(sched, data), "cosine": schedule_curves(Cosine(), data),
+              "cond-ot": schedule_curves(CondOT(), data)}
+    doc = {"provenance": provenance(), **res,
+           "parameters": {"theta_logits": [float(v) for v in sched.theta_logits],
+                          "rho_coeffs": [float(v) for v in sched.rho_coeffs], "tau": float(sched.tau)},
+           "curves": curves}
+    os.makedirs(args.out, exist_ok=True)
+    write_json(os.path.join(args.out, "optimize_schedule.json"), doc)
+    _save_figure(plot_optimized, os.path.join(args.out, "optimize_schedule.png"), curves, res)
+    print(f"optimize-schedule: c2 = {res['c2_opt']:.6f} (cosine {res['c2_cosine']:.6f}, cond-OT "
+          f"{res['c2_cond_ot']:.6f}, best interpolation {res['c2_interp_best']:.6f} at "
+          f"lam={res['lam_interp_best']:.2f}); bounds L^2/tau = {res['length_bound']:.6f} >= "
+          f"W2^2/tau = {res['ot_bound']:.6f}")
+    print(f"wrote {args.out}/optimize_schedule.json and optimize_schedule.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jaxsa", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -203,6 +287,26 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="results", help="output folder (default: ./results)")
     resolution(r)
     r.set_defaults(func=_cmd_reproduce)
+
+    sw = sub.add_parser("sweep", help="run or resume a sweep described by a JSON config")
+    sw.add_argument("config", help="sweep configuration (JSON; see examples/sweep_interpolated.json)")
+    sw.add_argument("--out", required=True, help="output folder (chunks/ and sweep.json)")
+    sw.set_defaults(func=_cmd_sweep)
+
+    v = sub.add_parser("validate", help="check every inequality on random configurations")
+    v.add_argument("--n", type=int, default=10_000, help="number of configurations (default 10000)")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--chunk-size", type=int, default=64)
+    v.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance of a violation")
+    v.add_argument("--out", default="validate", help="output folder (default ./validate)")
+    v.set_defaults(func=_cmd_validate)
+
+    o = sub.add_parser("optimize-schedule", help="minimise c2 over the PolarBernstein family")
+    o.add_argument("--steps", type=int, default=400)
+    o.add_argument("--lr", type=float, default=0.05)
+    o.add_argument("--degree", type=int, default=8)
+    o.add_argument("--out", default="optimize", help="output folder (default ./optimize)")
+    o.set_defaults(func=_cmd_optimize)
 
     b = sub.add_parser("benchmark", help="time the fig4 computation (compile vs steady state)")
     b.add_argument("--repeats", type=int, default=10)

@@ -33,16 +33,22 @@ class ODESettings:
         rtol, atol: tolerances of the PID step-size controller (max-norm over particles).
         solver: name of a diffrax solver (``"Tsit5"``, ``"Dopri5"``, ``"Dopri8"``).
         max_steps: step budget; exceeding it is reported in the result status.
+        fixed_steps: if > 0, take this many equal steps instead of adaptive ones. Under
+            ``jax.vmap`` over paths an adaptive solve batches its while-loop (every step then
+            selects over the whole state and save buffer); equal steps keep the loop unbatched,
+            which is what large sweeps want. Accuracy is then checked by refinement.
     """
 
     rtol: float = 1e-10
     atol: float = 1e-10
     solver: str = "Dopri8"
     max_steps: int = 20_000
+    fixed_steps: int = 0
 
     def refined(self, factor: float = 2.0) -> "ODESettings":
         """Tolerances tightened by ``factor**5`` (one halving of a 5th-order step)."""
-        return dataclasses.replace(self, rtol=self.rtol / factor**5, atol=self.atol / factor**5)
+        return dataclasses.replace(self, rtol=self.rtol / factor**5, atol=self.atol / factor**5,
+                                   fixed_steps=int(self.fixed_steps * factor))
 
 
 def _max_norm(y):
@@ -72,13 +78,18 @@ def solve_flow(velocity_and_divergence, tau, x_tau, ts, settings: ODESettings = 
         return v, div
 
     solver = getattr(diffrax, settings.solver)()
-    controller = diffrax.PIDController(rtol=settings.rtol, atol=settings.atol, norm=_max_norm)
+    if settings.fixed_steps > 0:
+        controller = diffrax.ConstantStepSize()
+        dt0 = -tau / settings.fixed_steps
+    else:
+        controller = diffrax.PIDController(rtol=settings.rtol, atol=settings.atol, norm=_max_norm)
+        dt0 = -tau / 64
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(field),
         solver,
         t0=tau,
         t1=jnp.zeros_like(tau),
-        dt0=-tau / 64,
+        dt0=dt0,
         y0=(x_tau, jnp.zeros_like(x_tau)),
         saveat=diffrax.SaveAt(ts=ts),
         stepsize_controller=controller,

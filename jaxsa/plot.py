@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_fig4", "plot_fig5"]
+__all__ = ["plot_fig4", "plot_fig5", "plot_validation", "plot_optimized"]
 
 _COLORS = {"cosine": "#1f77b4", "cond-ot": "#d62728", "ot": "#2ca02c"}
 _LABELS = {"cosine": "Cosine", "cond-ot": "Cond-OT", "ot": "OT"}
@@ -108,4 +108,53 @@ def plot_fig5(fig5: dict, path: str) -> None:
     fig.suptitle("Forward process $P_t$ (grey) and estimated process $\\tilde P_t$ (colour)")
     fig.tight_layout(rect=(0, 0, 1, 0.985))
     fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_validation(ratios: dict, summary: dict, path: str) -> None:
+    """Histograms of the tightness ratios η/c₁, c₁/c₂ and c₂/(W₂²/τ) of a validation run."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    titles = {"eta_over_c1": r"$\eta/c_1$ (Eq. 82, $\leq 1$)",
+              "c1_over_c2": r"$c_1/c_2$ (Eq. 82, $\leq 1$)",
+              "c2_over_ot_bound": r"$c_2\,/\,(W_2^2/\tau)$ (Eq. 91, $\geq 1$)"}
+    for ax, (k, title) in zip(axes, titles.items()):
+        v = np.asarray(ratios[k])
+        if k == "c2_over_ot_bound":
+            ax.hist(v, bins=np.geomspace(max(v.min(), 1e-3), v.max(), 60), color="#2ca02c")
+            ax.set_xscale("log")
+            ax.axvline(1.0, color="k", ls="--")
+        else:
+            ax.hist(v, bins=60, range=(0, 1.0), color="#1f77b4")
+            ax.axvline(1.0, color="k", ls="--")
+        ax.set_title(title)
+        ax.set_ylabel("configurations")
+    n_v = sum(summary["violations"].values())
+    fig.suptitle(f"{summary['n']} random configurations; inequality violations beyond "
+                 f"rtol={summary['rtol']:g}: {n_v}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_optimized(curves: dict, summary: dict, path: str) -> None:
+    """m_t, σ_t and v₂(t)² of the optimised schedule against cosine and cond-OT."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    styles = {"optimised": ("k", "-"), "cosine": (_COLORS["cosine"], "--"),
+              "cond-ot": (_COLORS["cond-ot"], ":")}
+    for name, c in curves.items():
+        color, ls = styles.get(name, ("0.5", "-"))
+        axes[0].plot(c["t"], c["m"], color=color, ls=ls, label=name)
+        axes[1].plot(c["t"], c["sigma"], color=color, ls=ls, label=name)
+        axes[2].plot(c["t"], c["v2_sq"], color=color, ls=ls, label=name)
+    axes[2].axhline(summary["ot_bound"], color=_COLORS["ot"], lw=1, label=r"OT: $W_2^2/\tau^2$")
+    for ax, lab in zip(axes, [r"$m_t$", r"$\sigma_t$", r"$v_2(t)^2$"]):
+        ax.set_xlabel(r"$t/\tau$")
+        ax.set_ylabel(lab)
+    axes[2].legend(fontsize=8)
+    fig.suptitle(f"c₂: optimised {summary['c2_opt']:.4f}, cosine {summary['c2_cosine']:.4f}, "
+                 f"cond-OT {summary['c2_cond_ot']:.4f}, OT bound W₂²/τ = {summary['ot_bound']:.4f}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,0 +1,345 @@
+r"""Sweeps: many (schedule, perturbation) configurations as one vmapped, sharded, resumable job.
+
+A sweep is a grid (or list) of schedule parameters of one family × a list of perturbed starts,
+on fixed 1D Gaussian-mixture data. Every schedule's starts travel in one ODE system (as in
+:func:`jaxsa.speed_accuracy_from_start`), schedules are ``jax.vmap``-ed in chunks of
+``chunk_size``, and each chunk's parameter axis is sharded over all devices with a
+``jax.sharding.Mesh`` (one axis, ``"configs"``): the same code runs on one CPU, on several
+(virtual) devices, or across hosts after ``jax.distributed.initialize()``.
+
+Nothing is lost when a run is interrupted: each finished chunk is written atomically to
+``OUT/chunks/chunk_XXXXXX.json`` (temporary file, then ``os.replace``) tagged with a hash of the
+sweep's configuration. A re-run of the same command skips the chunks already on disk and the
+final ``OUT/sweep.json`` is the ordered union of the chunks, without gaps or duplicates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxsa.densities import GaussianMixture, Uniform, gaussian, paper_data, paper_perturbations
+from jaxsa.families import Interpolated, PolarBernstein
+from jaxsa.flow import ODESettings
+from jaxsa.forward import DiffusionPath
+from jaxsa.relations import Report, Settings, _speed_accuracy, perturbation_start
+from jaxsa.schedules import CondOT, Cosine, VEGeometric, VPLinear, check_schedule
+
+__all__ = [
+    "FAMILIES",
+    "SweepSpec",
+    "sweep_settings",
+    "load_spec",
+    "make_evaluator",
+    "run_sweep",
+    "run_chunks",
+    "map_over_devices",
+]
+
+# family name -> (constructor from a dict of parameter arrays, parameter names)
+FAMILIES = {
+    "interpolated": (lambda p, tau: Interpolated(p["lam"], tau), ("lam",)),
+    "cosine": (lambda p, tau: Cosine(tau), ()),
+    "cond-ot": (lambda p, tau: CondOT(tau), ()),
+    "vp-linear": (lambda p, tau: VPLinear(p["beta_min"], p["beta_max"], tau), ("beta_min", "beta_max")),
+    "ve-geometric": (lambda p, tau: VEGeometric(p["sigma_min"], p["sigma_max"], tau),
+                     ("sigma_min", "sigma_max")),
+    "polar": (lambda p, tau: PolarBernstein(p["theta_logits"], p["rho_coeffs"], tau),
+              ("theta_logits", "rho_coeffs")),
+}
+
+RECORD_KEYS = Report.SCALARS + Report.SLACKS + ("chi2_residual", "forward_endpoint_error")
+
+
+def sweep_settings(n_quantiles=1024, n_gauss=32, fixed_steps=0, **kw) -> Settings:
+    """Settings for sweeps: the default resolution of the quantities, no snapshots or series."""
+    base = dict(n_quantiles=n_quantiles, n_gauss=n_gauss, n_time=2, chi2_stride=1,
+                snapshots=(0.0,), grid=(-12.0, 12.0, 8),
+                ode=ODESettings(fixed_steps=fixed_steps))
+    base.update(kw)
+    return Settings(**base)
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSpec:
+    """A sweep: ``family`` with parameter ``grid`` (name -> list of values; the Cartesian
+    product is taken, or pass ``points`` as a list of dicts), ``perturbations`` (names of
+    the paper's Table I or dicts ``{"type": "gaussian", "mean", "std"}`` /
+    ``{"type": "mixture", "weights", "means", "scales"}`` / ``{"type": "uniform", "low",
+    "high"}``), ``data`` (``"paper"`` or a mixture dict), ``tau``, ``chunk_size``, and
+    ``settings`` overrides (``n_quantiles``, ``n_gauss``, ``fixed_steps``); ``vmap_size``
+    schedules are vmapped together inside the per-device scan (see :func:`map_over_devices`)."""
+
+    family: str = "interpolated"
+    grid: dict = dataclasses.field(default_factory=dict)
+    points: list = dataclasses.field(default_factory=list)
+    perturbations: list = dataclasses.field(default_factory=lambda: ["mean", "variance", "mixture", "uniform"])
+    data: object = "paper"
+    tau: float = 1.0
+    chunk_size: int = 16
+    vmap_size: int = 1
+    settings: dict = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_spec(path: str) -> SweepSpec:
+    """Read a sweep specification (JSON) and check it (ValueError naming the bad field)."""
+    with open(path) as f:
+        raw = json.load(f)
+    unknown = set(raw) - {f.name for f in dataclasses.fields(SweepSpec)}
+    if unknown:
+        raise ValueError(f"sweep config {path}: unknown fields {sorted(unknown)}")
+    return _validated(SweepSpec(**raw))
+
+
+def _validated(spec: SweepSpec) -> SweepSpec:
+    if spec.family not in FAMILIES:
+        raise ValueError(f"sweep: `family` must be one of {sorted(FAMILIES)}, got {spec.family!r}.")
+    names = FAMILIES[spec.family][1]
+    pts = _points(spec)
+    for p in pts:
+        if set(p) != set(names):
+            raise ValueError(f"sweep: family {spec.family!r} takes parameters {list(names)}; got {sorted(p)}.")
+    if not pts:
+        raise ValueError("sweep: no schedule parameters (`grid` or `points` is empty).")
+    if not spec.perturbations:
+        raise ValueError("sweep: `perturbations` is empty.")
+    if spec.chunk_size < 1:
+        raise ValueError(f"sweep: `chunk_size` must be >= 1, got {spec.chunk_size}.")
+    if not spec.tau > 0:
+        raise ValueError(f"sweep: `tau` must be > 0, got {spec.tau}.")
+    return spec
+
+
+def _points(spec: SweepSpec) -> list:
+    if spec.points:
+        return [dict(p) for p in spec.points]
+    names = FAMILIES[spec.family][1]
+    if not names:
+        return [{}]
+    missing = [n for n in names if n not in spec.grid]
+    if missing:
+        raise ValueError(f"sweep: `grid` lacks parameters {missing} of family {spec.family!r}.")
+    values = [spec.grid[n] for n in names]
+    return [dict(zip(names, combo)) for combo in itertools.product(*values)]
+
+
+def _data(spec):
+    if spec.data == "paper":
+        return paper_data()
+    d = spec.data
+    return GaussianMixture(d["weights"], d["means"], d["scales"])
+
+
+def _perturbation(p):
+    if isinstance(p, str):
+        table = paper_perturbations()
+        if p not in table:
+            raise ValueError(f"sweep: unknown perturbation {p!r}; named ones are {sorted(table)}.")
+        return p, table[p]
+    kind = p.get("type")
+    if kind == "gaussian":
+        return p.get("name", f"N({p['mean']},{p['std']}^2)"), gaussian(p["mean"], p["std"])
+    if kind == "mixture":
+        return p.get("name", "mixture"), GaussianMixture(p["weights"], p["means"], p["scales"])
+    if kind == "uniform":
+        return p.get("name", f"U[{p['low']},{p['high']}]"), Uniform(p["low"], p["high"])
+    raise ValueError(f"sweep: perturbation type must be gaussian, mixture or uniform; got {p!r}.")
+
+
+def map_over_devices(fn, vmap_size: int = 1):
+    """``params -> fn`` mapped over a leading axis, sharded across all devices.
+
+    The leading axis of every leaf is split over a one-axis device mesh (``"configs"``) with
+    :func:`jax.shard_map`; on each device the local slice is processed by
+    :func:`jax.lax.map` in batches of ``vmap_size`` (``vmap_size = 1``: one at a time). An
+    adaptive diffrax solve under ``vmap`` batches its while-loop predicate and then selects
+    over the whole state and save buffer at every step; scanning over configurations avoids
+    that, and ``vmap_size > 1`` trades it for wider vector work. Results do not depend on the
+    number of devices.
+    """
+    mesh = _mesh()
+    spec = PartitionSpec("configs")
+
+    def local(params):
+        return jax.lax.map(fn, params, batch_size=vmap_size if vmap_size > 1 else None)
+
+    return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False))
+
+
+def make_evaluator(family: str, data, starts, settings: Settings, tau: float = 1.0,
+                   vmap_size: int = 1):
+    """A jitted function ``params -> dict of (batch, n_starts) arrays`` for one family.
+
+    ``params`` is a dict of arrays with a leading batch axis (one entry per schedule), whose
+    length is a multiple of the device count; ``starts`` are stacked
+    :func:`jaxsa.perturbation_start` arrays ``(n_starts, n_quantiles)``, all solved in one
+    ODE system per schedule.
+    """
+    build = FAMILIES[family][0]
+
+    def one(p):
+        path = DiffusionPath(build(p, tau), data)
+        rep = _speed_accuracy(path, starts, settings)
+        return {k: getattr(rep, k) for k in RECORD_KEYS} | {"ode_success": rep.ode_success}
+
+    return map_over_devices(one, vmap_size)
+
+
+def _mesh():
+    devices = np.asarray(jax.devices())
+    return Mesh(devices, ("configs",))
+
+
+def _chunk_path(out_dir, i):
+    return os.path.join(out_dir, "chunks", f"chunk_{i:06d}.json")
+
+
+def _atomic_json(path, obj):
+    from jaxsa.cli import write_json
+
+    write_json(path, obj)
+
+
+def run_chunks(n_items, chunk, compute, out_dir, digest, progress=None, max_chunks=None):
+    """Generic resumable loop: ``compute(i, lo, hi) -> list of records`` for chunk ``i``
+    (items ``lo:hi``), each chunk written atomically to ``out_dir/chunks``; chunks already on
+    disk with the same ``digest`` are skipped. Returns ``(records or None, stats)``: the
+    ordered union of all chunks once every chunk exists, else ``None``.
+
+    ``progress(n)`` is called with the number of configurations finished (including those
+    found on disk at the start).
+    """
+    n_chunks = int(np.ceil(n_items / chunk))
+    os.makedirs(os.path.join(out_dir, "chunks"), exist_ok=True)
+    done = {i for i in range(n_chunks) if _valid_chunk(_chunk_path(out_dir, i), digest)}
+    new, t_compute, n_computed = 0, 0.0, 0
+    if progress is not None and done:
+        progress(sum(_n_records(_chunk_path(out_dir, i)) for i in done))
+    for i in range(n_chunks):
+        if i in done:
+            continue
+        if max_chunks is not None and new >= max_chunks:
+            break
+        t0 = time.perf_counter()
+        records = compute(i, i * chunk, min((i + 1) * chunk, n_items))
+        t_compute += time.perf_counter() - t0
+        _atomic_json(_chunk_path(out_dir, i), {"digest": digest, "chunk": i, "records": records})
+        new += 1
+        n_computed += len(records)
+        if progress is not None:
+            progress(len(records))
+    stats = {"new_configurations": n_computed, "compute_s": t_compute,
+             "configs_per_s": (n_computed / t_compute) if t_compute > 0 else None}
+    if not all(_valid_chunk(_chunk_path(out_dir, i), digest) for i in range(n_chunks)):
+        return None, stats
+    records = []
+    for i in range(n_chunks):
+        with open(_chunk_path(out_dir, i)) as f:
+            records.extend(json.load(f)["records"])
+    return records, stats
+
+
+def _n_records(path):
+    with open(path) as f:
+        return len(json.load(f)["records"])
+
+
+def run_sweep(spec: SweepSpec, out_dir: str, progress=None, max_chunks=None) -> dict:
+    """Run (or resume) a sweep and write ``out_dir/sweep.json``.
+
+    Args:
+        spec: the :class:`SweepSpec`.
+        out_dir: output folder; ``chunks/`` inside holds the finished chunks.
+        progress: optional ``progress(n_new_configurations)`` callback.
+        max_chunks: stop after computing this many new chunks (used to test resumption).
+
+    Returns:
+        the document written to ``sweep.json`` once every chunk exists (``complete`` true),
+        with ``records`` (one per schedule parameter × perturbation, in grid order),
+        ``throughput`` and ``provenance``; otherwise ``complete`` is false.
+    """
+    spec = _validated(spec)
+    settings = sweep_settings(**spec.settings)
+    data = _data(spec)
+    named = [_perturbation(p) for p in spec.perturbations]
+    starts = jax.tree.map(lambda *a: jnp.stack(a), *[perturbation_start(d, settings) for _, d in named])
+    points = _points(spec)
+    n_dev = jax.device_count()
+    chunk = int(np.ceil(spec.chunk_size / n_dev) * n_dev)  # a multiple of the device count
+
+    # every schedule is checked (Eq. 24, end conditions) before any heavy computation
+    build, names = FAMILIES[spec.family]
+    for i, p in enumerate(points):
+        try:
+            check_schedule(build({k: jnp.asarray(v, jnp.result_type(float)) for k, v in p.items()}, spec.tau))
+        except ValueError as e:
+            raise ValueError(f"sweep: schedule parameters #{i} {p}: {e}") from None
+
+    evaluate = make_evaluator(spec.family, data, starts, settings, spec.tau, spec.vmap_size)
+    sharding = NamedSharding(_mesh(), PartitionSpec("configs"))
+
+    def batch(pts):
+        padded = pts + [pts[-1]] * (chunk - len(pts))  # pad the last chunk; results dropped
+        if names:
+            params = {n: np.stack([np.asarray(p[n], dtype=np.float64) for p in padded]) for n in names}
+        else:
+            params = {"_": np.zeros(chunk)}
+        return jax.device_put(params, sharding)
+
+    t0 = time.perf_counter()
+    compiled = evaluate.lower(batch(points[:chunk])).compile()  # ahead of time: timed apart
+    compile_s = time.perf_counter() - t0
+
+    def compute(i, lo, hi):
+        pts = points[lo:hi]
+        res = jax.block_until_ready(compiled(batch(pts)))
+        res = {k: np.asarray(v)[: len(pts)] for k, v in res.items()}
+        records = []
+        for a, p in enumerate(pts):
+            for b, (pname, _) in enumerate(named):
+                rec = {"index": (lo + a) * len(named) + b,
+                       "params": {k: np.asarray(v).tolist() for k, v in p.items()},
+                       "perturbation": pname}
+                rec.update({k: float(res[k][a, b]) for k in RECORD_KEYS})
+                rec["ode_success"] = bool(res["ode_success"][a, b])
+                records.append(rec)
+        return records
+
+    records, stats = run_chunks(len(points), chunk, compute, out_dir, spec.digest(),
+                                progress, max_chunks)
+    doc = {"spec": spec.to_json(), "complete": records is not None,
+           "n_configurations": len(points) * len(named)}
+    if records is not None:
+        from jaxsa.cli import provenance
+
+        doc["records"] = records
+        doc["throughput"] = stats | {"compile_s": compile_s, "devices": n_dev, "chunk_size": chunk,
+                                     "vmap_size": spec.vmap_size}
+        doc["provenance"] = provenance(settings)
+        _atomic_json(os.path.join(out_dir, "sweep.json"), doc)
+    return doc
+
+
+def _valid_chunk(path, digest) -> bool:
+    if not os.path.exists(path):
+        return False
+    try:
+        with open(path) as f:
+            return json.load(f).get("digest") == digest
+    except (OSError, ValueError):
+        return False
