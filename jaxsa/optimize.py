@@ -30,7 +30,7 @@ __all__ = ["optimize_schedule"]
 
 
 def optimize_schedule(data, tau=1.0, degree=8, rho_degree=4, steps=400, learning_rate=0.05,
-                      n_gauss=64, n_hermite=48, progress=None):
+                      n_gauss=64, n_hermite=256, progress=None):
     """Minimise :math:`c_2` over :class:`PolarBernstein` schedules for ``data``.
 
     Args:
@@ -86,7 +86,7 @@ def optimize_schedule(data, tau=1.0, degree=8, rho_degree=4, steps=400, learning
     }
 
 
-def schedule_curves(schedule, data, n=201, n_hermite=48):
+def schedule_curves(schedule, data, n=201, n_hermite=256):
     """``t, m_t, σ_t, v_2(t)^2`` on ``n`` uniform times, for plotting."""
     t = jnp.linspace(0.0, 1.0, n) * schedule.tau
     v = schedule.values(t)
