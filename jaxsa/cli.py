@@ -191,10 +191,25 @@ def _cmd_benchmark(args) -> int:
     return 0
 
 
+def _init_distributed(args) -> None:
+    """``jax.distributed.initialize`` for multi-process (multi-host) sweeps."""
+    if args.num_processes and args.num_processes > 1:
+        import jax
+
+        try:
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        except (AttributeError, ValueError):  # option absent in this jax version
+            pass
+        jax.distributed.initialize(coordinator_address=args.coordinator,
+                                   num_processes=args.num_processes, process_id=args.process_id)
+
+
 def _cmd_sweep(args) -> int:
     from tqdm.auto import tqdm
 
     from jaxsa.sweep import load_spec, run_sweep
+
+    _init_distributed(args)
 
     spec = load_spec(args.config)
     bar = tqdm(total=None, desc="sweep", unit="cfg", file=sys.stderr, smoothing=0.1, mininterval=0.5)
@@ -208,6 +223,9 @@ def _cmd_sweep(args) -> int:
     bar.refresh()
     doc = run_sweep(spec, args.out, progress=progress)
     bar.close()
+    if not doc.get("complete"):
+        print("sweep: incomplete (interrupted); run the same command again to resume")
+        return 1
     th = doc["throughput"]
     print(f"sweep: {doc['n_configurations']} configurations ({th['new_configurations']} new) on "
           f"{th['devices']} device(s); compile {th['compile_s']:.1f} s, "
@@ -291,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="run or resume a sweep described by a JSON config")
     sw.add_argument("config", help="sweep configuration (JSON; see examples/sweep_interpolated.json)")
     sw.add_argument("--out", required=True, help="output folder (chunks/ and sweep.json)")
+    sw.add_argument("--coordinator", default=None, help="multi-process: coordinator HOST:PORT")
+    sw.add_argument("--num-processes", type=int, default=None, help="multi-process: process count")
+    sw.add_argument("--process-id", type=int, default=None, help="multi-process: this process's id")
     sw.set_defaults(func=_cmd_sweep)
 
     v = sub.add_parser("validate", help="check every inequality on random configurations")

@@ -14,6 +14,8 @@ relies on.
 
 from __future__ import annotations
 
+import math
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -32,7 +34,7 @@ __all__ = [
     "PERTURBATION_NAMES",
 ]
 
-_LOG_SQRT_2PI = 0.5 * jnp.log(2 * jnp.pi)
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 class Density(eqx.Module):

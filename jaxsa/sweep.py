@@ -7,6 +7,13 @@ on fixed 1D Gaussian-mixture data. Every schedule's starts travel in one ODE sys
 ``jax.sharding.Mesh`` (one axis, ``"configs"``): the same code runs on one CPU, on several
 (virtual) devices, or across hosts after ``jax.distributed.initialize()``.
 
+Across hosts: call ``jax.distributed.initialize(...)`` first (``jaxsa sweep --coordinator
+HOST:PORT --num-processes N --process-id I``, once per process). The mesh then spans every
+process's devices, each process computes its shard, results are gathered with
+``multihost_utils.process_allgather``, and process 0 alone writes the files. On CPU this needs
+``jax_cpu_collectives_implementation = "gloo"`` (set by the CLI); two processes on one machine
+are tested in ``tests/test_distributed.py``.
+
 Nothing is lost when a run is interrupted: each finished chunk is written atomically to
 ``OUT/chunks/chunk_XXXXXX.json`` (temporary file, then ``os.replace``) tagged with a hash of the
 sweep's configuration. A re-run of the same command skips the chunks already on disk and the
@@ -200,6 +207,15 @@ def make_evaluator(family: str, data, starts, settings: Settings, tau: float = 1
     return map_over_devices(one, vmap_size)
 
 
+def _to_host(x):
+    """A (possibly multi-process) sharded array as one numpy array on every process."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
+
+
 def _mesh():
     devices = np.asarray(jax.devices())
     return Mesh(devices, ("configs",))
@@ -210,9 +226,11 @@ def _chunk_path(out_dir, i):
 
 
 def _atomic_json(path, obj):
+    """Atomic JSON write; in a multi-process run only process 0 writes (all compute)."""
     from jaxsa.cli import write_json
 
-    write_json(path, obj)
+    if jax.process_index() == 0:
+        write_json(path, obj)
 
 
 def run_chunks(n_items, chunk, compute, out_dir, digest, progress=None, max_chunks=None):
@@ -308,7 +326,7 @@ def run_sweep(spec: SweepSpec, out_dir: str, progress=None, max_chunks=None) -> 
     def compute(i, lo, hi):
         pts = points[lo:hi]
         res = jax.block_until_ready(compiled(batch(pts)))
-        res = {k: np.asarray(v)[: len(pts)] for k, v in res.items()}
+        res = {k: _to_host(v)[: len(pts)] for k, v in res.items()}
         records = []
         for a, p in enumerate(pts):
             for b, (pname, _) in enumerate(named):

@@ -27,7 +27,15 @@ from jaxsa.forward import DiffusionPath
 from jaxsa.relations import Report, Settings, _speed_accuracy, quantile_nodes
 from jax.sharding import NamedSharding, PartitionSpec
 
-from jaxsa.sweep import RECORD_KEYS, _atomic_json, _mesh, map_over_devices, run_chunks, sweep_settings
+from jaxsa.sweep import (
+    RECORD_KEYS,
+    _atomic_json,
+    _mesh,
+    _to_host,
+    map_over_devices,
+    run_chunks,
+    sweep_settings,
+)
 
 __all__ = ["random_config", "run_validation", "SCALE_OF"]
 
@@ -121,7 +129,7 @@ def run_validation(n=10_000, out_dir="validate", seed=0, chunk_size=64, rtol=1e-
             kk = jnp.concatenate([kk, jnp.repeat(kk[-1:], pad, axis=0)])
         cfg = jax.vmap(random_config)(kk)
         res = jax.block_until_ready(evaluators[i % 2](jax.device_put(cfg, sharding)))
-        res = {k: np.asarray(v)[: hi - lo] for k, v in res.items()}
+        res = {k: _to_host(v)[: hi - lo] for k, v in res.items()}
         cfg = {k: np.asarray(v)[: hi - lo] for k, v in cfg.items()}
         recs = []
         for a in range(hi - lo):
