@@ -1,7 +1,8 @@
 """jaxsa: speed-accuracy relations of diffusion models, in JAX.
 
 The whole public API is re-exported here; the pipeline reads top to bottom:
-schedules → densities → forward process → estimated process (flow) → metrics → relations.
+schedules (and families) → densities → forward process → estimated process (flow) → metrics →
+relations → sweeps, validation and schedule optimisation.
 
 Importing jaxsa never changes JAX's global float64 switch. The quantities of the paper need
 float64 (χ² ratios of densities near zero, differences of Wasserstein distances); enable it
@@ -19,6 +20,10 @@ from jaxsa.densities import gaussian as gaussian
 from jaxsa.densities import paper_data as paper_data
 from jaxsa.densities import paper_perturbations as paper_perturbations
 from jaxsa.densities import paper_prior as paper_prior
+from jaxsa.dissipation import speed_cost as speed_cost
+from jaxsa.dissipation import v2_sq as v2_sq
+from jaxsa.families import Interpolated as Interpolated
+from jaxsa.families import PolarBernstein as PolarBernstein
 from jaxsa.flow import ODESettings as ODESettings
 from jaxsa.flow import solve_flow as solve_flow
 from jaxsa.flow import transport as transport
@@ -47,5 +52,10 @@ from jaxsa.schedules import ScheduleValues as ScheduleValues
 from jaxsa.schedules import VEGeometric as VEGeometric
 from jaxsa.schedules import VPLinear as VPLinear
 from jaxsa.schedules import check_schedule as check_schedule
+
+from jaxsa.optimize import optimize_schedule as optimize_schedule
+from jaxsa.sweep import SweepSpec as SweepSpec
+from jaxsa.sweep import run_sweep as run_sweep
+from jaxsa.validate import run_validation as run_validation
 
 __version__ = "0.1.0"
