@@ -67,35 +67,36 @@ def provenance(settings=None, **extra) -> dict:
     return out
 
 
-def write_json(path: str, obj) -> None:
-    """Write JSON atomically: to a temporary file in the same folder, then rename."""
+def _atomic_write(path: str, suffix: str, write) -> None:
+    """``write(tmp_path)`` to a temporary file beside ``path``, then rename it onto ``path``:
+    a reader sees either the complete old file, the complete new one, or none."""
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".json")
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, allow_nan=True)
+        write(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_json(path: str, obj) -> None:
+    """Write JSON atomically (temporary file in the same folder, then rename)."""
+
+    def dump(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1, allow_nan=True)
+
+    _atomic_write(path, ".json", dump)
 
 
 def _save_figure(draw, path, *args) -> None:
-    """Draw to a temporary file, then rename (atomic)."""
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    try:
-        draw(*args, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Draw a figure to ``path`` atomically."""
+    _atomic_write(path, ".png", lambda tmp: draw(*args, tmp))
 
 
 def _settings_from_args(args):
