@@ -265,11 +265,11 @@ def solve_fokker_planck(force, temperature, grid: Grid, p0, ts,
     if ts.ndim != 1 or ts.shape[0] < 2:
         raise ValueError(f"{name}: `ts` must be 1D with at least two times, got shape {ts.shape}.")
     p0 = _check_start(grid, jnp.asarray(p0, ts.dtype), name)
-    Ts = jax.vmap(temperature)(ts)
+    Ts = jax.vmap(lambda t: jnp.asarray(temperature(t), ts.dtype))(ts)
     p0 = check(jnp.all(Ts >= 0), f"{name}: negative temperature T_t at a save time (min "
                f"{_fmt(jnp.min(Ts))}).", p0)
     # the end points must be regular (singular schedules: see schedule_fokker_planck)
-    ff = [jax.vmap(lambda t: _force_faces(grid, force, t)[k])(ts[[0, -1]]) for k in range(grid.dim)]
+    ff = [jax.vmap(lambda t: _force_faces(grid, force, t)[k])(jnp.stack([ts[0], ts[-1]])) for k in range(grid.dim)]
     ok = jnp.all(jnp.isfinite(Ts)) & jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in ff]))
     p0 = check(ok, f"{name}: force or temperature is not finite on [ts[0], ts[-1]] (a "
                "singular end point such as m_t = 0?); use schedule_fokker_planck.", p0)
