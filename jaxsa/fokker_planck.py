@@ -265,6 +265,7 @@ def solve_fokker_planck(force, temperature, grid: Grid, p0, ts,
     if ts.ndim != 1 or ts.shape[0] < 2:
         raise ValueError(f"{name}: `ts` must be 1D with at least two times, got shape {ts.shape}.")
     p0 = _check_start(grid, jnp.asarray(p0, ts.dtype), name)
+    p0 = _check_boundary(grid, p0, settings, name)
     Ts = jax.vmap(lambda t: jnp.asarray(temperature(t), ts.dtype))(ts)
     p0 = check(jnp.all(Ts >= 0), f"{name}: negative temperature T_t at a save time (min "
                f"{_fmt(jnp.min(Ts))}).", p0)
@@ -275,6 +276,13 @@ def solve_fokker_planck(force, temperature, grid: Grid, p0, ts,
                "singular end point such as m_t = 0?); use schedule_fokker_planck.", p0)
     sol = _solve_fp_jit(force, temperature, grid, p0, ts, settings)
     return _check_solution(grid, sol, settings, name)
+
+
+def _check_boundary(grid, p0, settings, name):
+    bm = boundary_mass(grid, p0)
+    return check(bm <= settings.mass_tol, f"{name}: the grid does not hold the mass: "
+                 f"{_fmt(bm)} of the initial density lies in the boundary cells (> mass_tol = "
+                 f"{settings.mass_tol:g}); widen the grid.", p0)
 
 
 def _check_solution(grid, sol, settings, name):
@@ -328,6 +336,7 @@ def schedule_fokker_planck(schedule, grid: Grid, p0, ts, settings: FPSettings = 
     ts = jnp.asarray(ts, dtype=jnp.result_type(float))
     name = "schedule_fokker_planck"
     p0 = _check_start(grid, jnp.asarray(p0, ts.dtype), name)
+    p0 = _check_boundary(grid, p0, settings, name)
     sol = _schedule_fp_jit(schedule, grid, p0, ts, settings)
     return _check_solution(grid, sol, settings, name)
 
@@ -457,12 +466,14 @@ def _transport_jit(velocity, grid, p_start, t_start, t_end, n_steps, save_every)
     p_start = jnp.asarray(p_start, dtype)
     dt = (jnp.asarray(t_end, dtype) - jnp.asarray(t_start, dtype)) / n_steps
 
+    sgn = jnp.sign(dt)  # upwind along the direction of travel (backward runs reverse v)
+
     def vfaces(t):
         return _force_faces(grid, velocity, t)
 
     def rate(t, p):
         v = vfaces(t)
-        return -divergence(grid, transport_fluxes(grid, p, v)), v
+        return -sgn * divergence(grid, transport_fluxes(grid, p, tuple(sgn * a for a in v))), v
 
     def step(carry, i):
         p, cfl = carry
@@ -484,7 +495,8 @@ def _transport_jit(velocity, grid, p_start, t_start, t_end, n_steps, save_every)
     (p_end, cfl), ps = jax.lax.scan(block, (p_start, jnp.zeros((), dtype)), jnp.arange(n_saves))
     p = jnp.concatenate([p_start[None], ps])
     ts = t_start + dt * save_every * jnp.arange(n_saves + 1)
-    fl = jax.vmap(lambda t, q: transport_fluxes(grid, q, vfaces(t)))(ts, p)
+    fl = jax.vmap(lambda t, q: tuple(sgn * a for a in transport_fluxes(
+        grid, q, tuple(sgn * a for a in vfaces(t)))))(ts, p)
     mass = grid.mass(p)
     return TransportSolution(ts=ts, p=p, fluxes=fl, max_cfl=cfl,
                              mass_error=jnp.max(jnp.abs(mass - mass[0])),
