@@ -36,6 +36,7 @@ def test_ou_1d_closed_form_mass_positivity_and_order():
     assert errs[1] < 2e-3 and order > 1.7, (errs, order)
 
 
+@pytest.mark.slow  # minutes on a shared 2-core machine (thousands of Kvaerno5 steps in s-time)
 def test_cond_ot_schedule_to_tau_matches_closed_form():
     path = jaxsa.DiffusionPath(jaxsa.CondOT(1.0), jaxsa.paper_data())
     g = Grid.uniform(-6, 6, 192)
