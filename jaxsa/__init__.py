@@ -52,6 +52,16 @@ from jaxsa.schedules import ScheduleValues as ScheduleValues
 from jaxsa.schedules import VEGeometric as VEGeometric
 from jaxsa.schedules import VPLinear as VPLinear
 from jaxsa.schedules import check_schedule as check_schedule
+from jaxsa.fokker_planck import FPSettings as FPSettings
+from jaxsa.fokker_planck import Grid as Grid
+from jaxsa.fokker_planck import schedule_fokker_planck as schedule_fokker_planck
+from jaxsa.fokker_planck import solve_fokker_planck as solve_fokker_planck
+from jaxsa.fokker_planck import solve_transport as solve_transport
+from jaxsa.thermo import EntropyRates as EntropyRates
+from jaxsa.thermo import entropy_rates as entropy_rates
+from jaxsa.thermo import flux_entropy_rates as flux_entropy_rates
+from jaxsa.thermo import gradient_projection as gradient_projection
+from jaxsa.thermo import ou_gaussian_rates as ou_gaussian_rates
 
 from jaxsa.optimize import optimize_schedule as optimize_schedule
 from jaxsa.sweep import SweepSpec as SweepSpec
