@@ -70,7 +70,7 @@ class GaussianMixture(Density):
     weights: jax.Array
     means: jax.Array
     scales: jax.Array
-    _quantile_iterations = 24  # safeguarded Newton: quadratic once close, bisection otherwise
+    _quantile_iterations = 64  # safeguarded Newton (rtsafe): quadratic once close, bisection otherwise
 
     def __init__(self, weights, means, scales):
         dt = jnp.result_type(float)
@@ -228,16 +228,24 @@ class GaussianMixture(Density):
         hi = jnp.minimum(jnp.max(mu + s * zz, axis=0), jnp.min(hi_k, axis=0))
         lo, hi = lo - 1e-12 * (1 + jnp.abs(lo)), hi + 1e-12 * (1 + jnp.abs(hi))
 
+        # rtsafe: a Newton step is taken only if it stays inside the bracket and moves less
+        # than half the step before last; otherwise bisect. The bracket then shrinks at least
+        # as fast as bisection every other iteration, so the loop cannot oscillate.
         def body(_, state):
-            y, a, b = state
+            y, a, b, step_old, step = state
             g, slope = g_and_slope(y)
             a = jnp.where(g < 0, y, a)
             b = jnp.where(g < 0, b, y)
             newton = y - g / slope
-            ok = jnp.isfinite(newton) & (newton >= a) & (newton <= b)
-            return jnp.where(ok, newton, 0.5 * (a + b)), a, b
+            ok = (jnp.isfinite(newton) & (newton >= a) & (newton <= b)
+                  & (jnp.abs(2.0 * (newton - y)) <= jnp.abs(step_old)))
+            y_new = jnp.where(ok, newton, 0.5 * (a + b))
+            y_new = jnp.where(g == 0, y, y_new)  # exact root found
+            return y_new, a, b, step, y_new - y
 
-        y, _, _ = jax.lax.fori_loop(0, self._quantile_iterations, body, (lo, lo, hi))
+        width = hi - lo
+        state = (lo, lo, hi, 2.0 * width, width)
+        y = jax.lax.fori_loop(0, self._quantile_iterations, body, state)[0]
         return sgn * y
 
     def normal_score(self, x):

@@ -81,8 +81,13 @@ class OTPath(eqx.Module):
             above = xt(mid) > x
             return jnp.where(above, a, mid), jnp.where(above, mid, c)
 
-        a, c = jax.lax.fori_loop(0, 120, body, (lo, hi))
-        return 0.5 * (a + c)
+        a, c = jax.lax.fori_loop(0, 120, body, (jax.lax.stop_gradient(lo), jax.lax.stop_gradient(hi)))
+        # Bisection has no tangent. One Newton step from its (stop-gradient) root restores the
+        # implicit-function derivatives dx0/dx = 1/x_t'(x0), dx0/dt = -∂_t x_t / x_t'(x0) while
+        # leaving the value unchanged to round-off.
+        x0 = jax.lax.stop_gradient(0.5 * (a + c))
+        f, slope = jax.jvp(xt, (x0,), (jnp.ones_like(x0),))
+        return x0 - (f - x) / jax.lax.stop_gradient(slope)
 
     def velocity(self, t, x):
         """:math:`\\nu_t(x)` (length/time) at arbitrary points, shape of ``x``."""
