@@ -20,6 +20,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # two coordinated processes, each compiling: ~45 s
 def test_two_process_sweep_matches_single_process(tmp_path):
     spec = SweepSpec(family="interpolated", grid={"lam": [0.0, 0.3, 0.6, 1.0]},
                      perturbations=["mean", "mixture"], chunk_size=2, settings=SMALL)

@@ -57,6 +57,7 @@ def test_sharded_sweep_equals_single_device(tmp_path):
     np.testing.assert_allclose(_values(one), _values(four), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.slow  # ~75 s: one compile per perturbation kind and schedule
 def test_sweep_matches_direct_calls(tmp_path):
     doc = run_sweep(_spec(n_lam=3, chunk=2), str(tmp_path))
     st = jaxsa.sweep.sweep_settings(**SMALL)

@@ -1,0 +1,74 @@
+"""Shared fixtures.
+
+* ``_x64`` (session, autouse) switches JAX to float64 for the whole test session and restores
+  the previous setting afterwards; nothing is enabled at import time of jaxsa or of the tests.
+* ``paper`` builds the paper's data, perturbations and paths (SPEC §7) inside float64.
+* ``paper_reports`` computes the 12 reports (3 paths x 4 perturbations) once, with default
+  ``Settings``, through the batched ``speed_accuracy_from_start`` (one call per path).
+"""
+
+from __future__ import annotations
+
+import jax
+import pytest
+from _util import PATH_NAMES, PERT_NAMES, stack_starts, unbatch
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _x64():
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture
+def float32():
+    """Run one test with float64 disabled (restored afterwards)."""
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)
+    yield
+    jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture(scope="session")
+def paper(_x64):
+    import jaxsa
+
+    data = jaxsa.paper_data()
+    perts = jaxsa.paper_perturbations()
+    paths = {
+        "cosine": jaxsa.DiffusionPath(jaxsa.Cosine(1.0), data),
+        "cond-ot": jaxsa.DiffusionPath(jaxsa.CondOT(1.0), data),
+        "ot": jaxsa.OTPath(data, jaxsa.paper_prior(), 1.0),
+    }
+    return data, perts, paths
+
+
+@pytest.fixture(scope="session")
+def default_settings(_x64):
+    import jaxsa
+
+    return jaxsa.Settings()
+
+
+@pytest.fixture(scope="session")
+def paper_batched(paper, default_settings):
+    """{path name: batched Report over PERT_NAMES} with default Settings (computed once)."""
+    import jaxsa
+
+    _, perts, paths = paper
+    starts = stack_starts(perts, PERT_NAMES, default_settings)
+    out = {}
+    for name in PATH_NAMES:
+        rep = jaxsa.speed_accuracy_from_start(paths[name], starts, default_settings)
+        out[name] = jax.block_until_ready(rep)
+    return out
+
+
+@pytest.fixture(scope="session")
+def paper_reports(paper_batched):
+    """{(path name, perturbation name): Report} for the 12 paper cases."""
+    return {
+        (p, k): unbatch(paper_batched[p], i) for p in PATH_NAMES for i, k in enumerate(PERT_NAMES)
+    }
