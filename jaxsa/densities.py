@@ -249,7 +249,7 @@ class GaussianMixture(Density):
         return sgn * y
 
     def normal_score(self, x):
-        """:math:`\Phi^{-1}(F(x))` (1D), computed from the tail that keeps precision."""
+        r""":math:`\Phi^{-1}(F(x))` (1D), computed from the tail that keeps precision."""
         self._require_1d("normal_score")
         x = jnp.asarray(x, dtype=self.means.dtype)
         if self.weights.shape[0] == 1:
@@ -295,7 +295,7 @@ class Uniform(Density):
         return jnp.where(z <= 0, self.low + width * ndtr(z), self.high - width * ndtr(-z))
 
     def normal_score(self, x):
-        """:math:`\Phi^{-1}(F(x))` for ``x`` inside the support."""
+        r""":math:`\Phi^{-1}(F(x))` for ``x`` inside the support."""
         from jax.scipy.special import ndtri
 
         x = jnp.asarray(x, dtype=self.low.dtype)
@@ -358,7 +358,7 @@ def paper_perturbations() -> dict:
 
 
 def _normal_score_from_logs(log_cdf, log_sf):
-    """:math:`\Phi^{-1}(F)` from :math:`\ln F` and :math:`\ln(1-F)`, precise in both tails."""
+    r""":math:`\Phi^{-1}(F)` from :math:`\ln F` and :math:`\ln(1-F)`, precise in both tails."""
     from jax.scipy.special import ndtri
 
     left = log_cdf <= log_sf

@@ -17,7 +17,6 @@ All parameters are unconstrained arrays: ``jax.grad`` and optax optimise them di
 
 from __future__ import annotations
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammaln

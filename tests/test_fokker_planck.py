@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jaxsa
-from jaxsa.fokker_planck import FPSettings, Grid, schedule_fokker_planck, solve_fokker_planck, solve_transport
+from jaxsa.fokker_planck import Grid, schedule_fokker_planck, solve_fokker_planck, solve_transport
 
 
 @pytest.fixture(autouse=True)
