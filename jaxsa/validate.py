@@ -13,7 +13,6 @@ Eqs. 77, 80, 82 and 91 is compared with ``-rtol`` times the scale of its inequal
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -179,13 +178,3 @@ def _summarise(records, rtol, stats, settings, out_dir):
         k: v.tolist() for k, v in ratios.items()}})
     summary["ratios"] = ratios
     return summary
-
-
-def load_records(out_dir):
-    """All records of a finished validation (from its chunks)."""
-    recs = []
-    chunks = sorted(os.listdir(os.path.join(out_dir, "chunks")))
-    for c in chunks:
-        with open(os.path.join(out_dir, "chunks", c)) as f:
-            recs.extend(json.load(f)["records"])
-    return recs

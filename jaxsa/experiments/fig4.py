@@ -8,7 +8,6 @@ figure is three compiled calls. Deterministic: no random numbers are drawn.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import jax
@@ -119,7 +118,3 @@ def fig5_records(reports: dict) -> dict:
                 "estimated_density": np.asarray(rep.estimated_density[i]).tolist(),
             })
     return out
-
-
-def settings_dict(settings: Settings) -> dict:
-    return dataclasses.asdict(settings)
