@@ -503,3 +503,45 @@ def test_one_trace_per_vmapped_call(paper, paper_reports, default_settings):
         np.testing.assert_allclose(a[1], ref, rtol=1e-9)
         scaled = np.asarray(a) * np.asarray(taus)[:, None]
         np.testing.assert_allclose(scaled, np.broadcast_to(ref, scaled.shape), rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- flow-map method
+@pytest.mark.parametrize("name", ["cosine", "cond-ot"])
+def test_flow_map_method_agrees_with_particles(name, paper, paper_batched, default_settings):
+    """``method="flow_map"`` (forward particles only + interpolated flow map) reproduces the
+    all-particle ODE on the paper's configurations well inside the resolution error (1.4e-5);
+    extra starts far in the tails exercise the extrapolation beyond ``map_z_max``."""
+    import dataclasses
+
+    _, perts, paths = paper
+    fm = dataclasses.replace(default_settings, method="flow_map")
+    starts = stack_starts(perts, PERT_NAMES, fm)
+    rep = jaxsa.speed_accuracy_from_start(paths[name], starts, fm)
+    ref = paper_batched[name]
+    for k in ("eta", "c1", "c2", "D0", "W1_q_p", "W1_init", "path_length", "W2_sq"):
+        np.testing.assert_allclose(np.asarray(getattr(rep, k)), np.asarray(getattr(ref, k)),
+                                   rtol=2e-6, err_msg=k)
+    np.testing.assert_allclose(rep.v2_sq, ref.v2_sq, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(rep.vloss_sq, ref.vloss_sq, rtol=1e-5, atol=1e-8)
+    assert float(jnp.max(rep.forward_endpoint_error)) < 1e-5
+    assert np.all(np.asarray(rep.ode_success))
+    for i in range(len(PERT_NAMES)):
+        assert jax.tree.map(lambda a: a[i], rep).violations() == {}
+    # a wide start (std 2.5: its extreme nodes sit at levels ~21 > map_z_max = 16)
+    wide = jaxsa.gaussian(0.2, 2.5)
+    settings = dataclasses.replace(default_settings, grid=(-25.0, 25.0, 1200))
+    a = jaxsa.speed_accuracy(paths[name], wide, settings)
+    b = jaxsa.speed_accuracy(paths[name], wide, dataclasses.replace(settings, method="flow_map"))
+    for k in ("eta", "c1", "c2", "D0"):
+        assert float(getattr(b, k)) == pytest.approx(float(getattr(a, k)), rel=2e-6), k
+
+
+def test_flow_map_settings_are_checked(paper):
+    import dataclasses
+
+    _, perts, paths = paper
+    with pytest.raises(ValueError, match="method"):
+        jaxsa.speed_accuracy(paths["cosine"], perts["mean"], jaxsa.Settings(method="euler"))
+    bad = dataclasses.replace(jaxsa.Settings(), method="flow_map", map_z_max=4.0)
+    with pytest.raises(ValueError, match="map_z_max"):
+        jaxsa.speed_accuracy(paths["cosine"], perts["mean"], bad)
