@@ -50,15 +50,16 @@ from jaxsa.flow import ODESettings, _max_norm
 from jaxsa.schedules import Schedule
 
 __all__ = [
-    "EmpiricalPath",
-    "PathMarginal",
     "PARTICLE_ODE",
-    "transport_particles",
+    "EmpiricalPath",
     "MCEstimate",
-    "entropy_production",
-    "chi2_isotropic_gaussian",
+    "ParticleSolution",
+    "PathMarginal",
     "chi2_divergence",
+    "chi2_isotropic_gaussian",
+    "entropy_production",
     "gaussian_path_c2",
+    "transport_particles",
 ]
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -279,7 +280,7 @@ class EmpiricalPath(eqx.Module):
             m, sig = m[:, None], sig[:, None]
         return m * y + sig * jax.random.normal(k2, y.shape, y.dtype)
 
-    def marginal(self, t) -> "PathMarginal":
+    def marginal(self, t) -> PathMarginal:
         """:math:`P_t` as a density object (``log_density``, ``sample``) for :func:`chi2_divergence`."""
         return PathMarginal(self, t)
 
