@@ -24,6 +24,12 @@ from jaxsa.dissipation import speed_cost as speed_cost
 from jaxsa.dissipation import v2_sq as v2_sq
 from jaxsa.families import Interpolated as Interpolated
 from jaxsa.families import PolarBernstein as PolarBernstein
+from jaxsa.empirical import EmpiricalPath as EmpiricalPath
+from jaxsa.empirical import MCEstimate as MCEstimate
+from jaxsa.empirical import chi2_divergence as chi2_divergence
+from jaxsa.empirical import chi2_isotropic_gaussian as chi2_isotropic_gaussian
+from jaxsa.empirical import entropy_production as entropy_production
+from jaxsa.empirical import transport_particles as transport_particles
 from jaxsa.flow import ODESettings as ODESettings
 from jaxsa.flow import solve_flow as solve_flow
 from jaxsa.flow import transport as transport
