@@ -165,6 +165,9 @@ class W1Result(eqx.Module):
     def __iter__(self):  # ``w1, converged = w1_point_cloud(...)`` as before
         return iter((self.value, self.converged))
 
+    def __getitem__(self, i):
+        return (self.value, self.converged)[i]
+
 
 def _check_cloud(x, y, a, b):
     x = jnp.asarray(x)
