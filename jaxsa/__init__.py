@@ -73,5 +73,10 @@ from jaxsa.optimize import optimize_schedule as optimize_schedule
 from jaxsa.sweep import SweepSpec as SweepSpec
 from jaxsa.sweep import run_sweep as run_sweep
 from jaxsa.validate import run_validation as run_validation
+from jaxsa.metrics import W1Result as W1Result
+from jaxsa.metrics import w1_bounds as w1_bounds
+from jaxsa.cfm import CFMSettings as CFMSettings
+from jaxsa.cfm import LearnedVelocity as LearnedVelocity
+from jaxsa.cfm import train_cfm as train_cfm
 
 __version__ = "0.1.0"

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["CFMSettings", "LearnedVelocity", "VelocityMLP", "compare_1d_ot", "train_cfm"]
+__all__ = ["CFMSettings", "LearnedVelocity", "VelocityMLP", "compare_1d_ot", "data_digest", "train_cfm"]
 
 
 def _mlp_class():
