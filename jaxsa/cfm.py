@@ -174,8 +174,14 @@ def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings:
         raise ValueError(f"train_cfm: `dim` must be >= 1, got {dim}.")
     dtype = jnp.dtype(dtype or jnp.result_type(float))
     tau = jnp.asarray(settings.tau, dtype)
-    net = VelocityMLP(dim, settings.width, settings.depth)
     key = jax.random.PRNGKey(settings.seed)
+    # probe the samplers once (shapes) before any other work
+    probe = jnp.asarray(sample_data(key, 2))
+    probe1 = jnp.asarray(sample_prior(key, 2))
+    if probe.shape != (2, dim) or probe1.shape != (2, dim):
+        raise ValueError(f"train_cfm: samplers must return (n, {dim}); got {probe.shape}, {probe1.shape}.")
+
+    net = VelocityMLP(dim, settings.width, settings.depth)
     key, kinit = jax.random.split(key)
     params = net.init(kinit, jnp.zeros((1,), dtype), jnp.zeros((1, dim), dtype))["params"]
     digest = _digest(settings, data_id, dim, dtype)
@@ -188,12 +194,6 @@ def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings:
         with open(path, "rb") as f:
             params = flax.serialization.from_bytes(params, f.read())
         return model(params), {"digest": digest, "loaded": True, "loss": float("nan"), "path": path}
-
-    # probe the samplers once (shapes) before any training
-    probe = jnp.asarray(sample_data(key, 2))
-    probe1 = jnp.asarray(sample_prior(key, 2))
-    if probe.shape != (2, dim) or probe1.shape != (2, dim):
-        raise ValueError(f"train_cfm: samplers must return (n, {dim}); got {probe.shape}, {probe1.shape}.")
 
     sched = optax.cosine_decay_schedule(settings.learning_rate, settings.steps, alpha=0.01)
     opt = optax.adam(sched)
