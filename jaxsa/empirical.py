@@ -239,27 +239,39 @@ class EmpiricalPath(eqx.Module):
         vel = col(v.dm) * mean_y - col(v.sigma_dsigma) * score
         return logp, mean_y, score, vel
 
+    def _public(self, t, x):
+        """Shape and value checks in Python, then the jitted reduction; ``x`` ``(..., d)``."""
+        xf, batch = self._flat(x)
+        t = jnp.asarray(t, xf.dtype)
+        if t.ndim != 0:
+            raise ValueError(f"EmpiricalPath: `t` must be a scalar time; got shape {t.shape}.")
+        if is_concrete(t, self.scales) and not float(
+                _min_variance(self.schedule, t, self.scales)) > 0:
+            raise ValueError("EmpiricalPath: the marginal P_t has a point mass here (sigma_t "
+                                 f"= 0 with empirical data, t = {float(t):g}); evaluate at t > 0.")
+        return batch, _fields_jit(self, t, xf)
+
     # -- public quantities ---------------------------------------------------------------
     def log_density(self, t, x):
         """:math:`\\ln P_t(x)` (Eqs. 17, 25; ``ln`` of 1/length^d), shape ``x.shape[:-1]``."""
-        xf, batch = self._flat(x)
-        return self._stats(t, xf)[1].reshape(batch)
+        batch, f = self._public(t, x)
+        return f[0].reshape(batch)
 
     def score(self, t, x):
         """:math:`\\nabla\\ln P_t(x) = m_t b - a_1 x` (Eq. 97; 1/length), shape of ``x``."""
-        xf, _ = self._flat(x)
-        return self._fields(t, xf)[2].reshape(jnp.shape(x))
+        batch, f = self._public(t, x)
+        return f[2].reshape(batch + (self.dim,))
 
     def posterior_mean(self, t, x):
         """:math:`\\mathbb E[y|x_t = x]` (Eq. 97; softmax posterior over the data), shape of ``x``."""
-        xf, _ = self._flat(x)
-        return self._fields(t, xf)[1].reshape(jnp.shape(x))
+        batch, f = self._public(t, x)
+        return f[1].reshape(batch + (self.dim,))
 
     def velocity(self, t, x):
         """Velocity field :math:`\\nu_t(x) = \\dot m_t\\mathbb E[y|x] - \\sigma_t\\dot\\sigma_t\\nabla\\ln P_t`
         (Eqs. 1, 96; length/time), shape of ``x``."""
-        xf, _ = self._flat(x)
-        return self._fields(t, xf)[3].reshape(jnp.shape(x))
+        batch, f = self._public(t, x)
+        return f[3].reshape(batch + (self.dim,))
 
     def sample_data(self, key, n: int):
         """``(n, d)`` samples of the data density :math:`q` (draws of data points, plus
@@ -294,6 +306,17 @@ class EmpiricalPath(eqx.Module):
             return GaussianMixture(jnp.ones(1, dt), jnp.zeros((1, self.dim), dt),
                                    jnp.reshape(v.sigma, (1,)))
         return self.marginal(self.tau)
+
+
+@eqx.filter_jit
+def _min_variance(schedule, t, scales):
+    v = schedule.values(t)
+    return v.sigma_sq + v.m**2 * jnp.min(scales**2)
+
+
+@eqx.filter_jit
+def _fields_jit(path, t, xf):
+    return path._fields(t, xf)
 
 
 class PathMarginal(eqx.Module):
@@ -386,7 +409,7 @@ def transport_particles(path: EmpiricalPath, x_tau, ts, settings: ODESettings = 
         max_steps=settings.max_steps, throw=False)
     xs = sol.ys
     if path.has_atoms:
-        den = jax.vmap(path.posterior_mean, in_axes=(None, 0))(t_end, xs)
+        den = path.posterior_mean(t_end, xs)
         xs = jnp.where((ts == 0)[:, None, None], den, xs)
     return ParticleSolution(ts, xs, sol.stats["num_accepted_steps"],
                             sol.result == diffrax.RESULTS.successful, t_end)
