@@ -298,10 +298,11 @@ class EmpiricalPath(eqx.Module):
 
     def end_marginal(self):
         """:math:`P_\\tau`: the exact isotropic Gaussian :math:`\\mathcal N(0, \\sigma_\\tau^2 I)` as a
-        one-component :class:`jaxsa.GaussianMixture` when :math:`m_\\tau = 0` (cosine, cond-OT),
+        one-component :class:`jaxsa.GaussianMixture` when :math:`|m_\\tau| \\le 10^{-12}` (cosine,
+        cond-OT),
         otherwise :meth:`marginal` at τ."""
         v = self.schedule.values(self.tau)
-        if is_concrete(v.m) and float(v.m) == 0.0:
+        if is_concrete(v.m) and abs(float(v.m)) <= 1e-12:  # cos(π/2) = 6e-17 in floating point
             dt = self.points.dtype
             return GaussianMixture(jnp.ones(1, dt), jnp.zeros((1, self.dim), dt),
                                    jnp.reshape(v.sigma, (1,)))
