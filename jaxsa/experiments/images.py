@@ -33,6 +33,11 @@ Caveats, stated in the JSON too:
   data points: every generated image is a training image (the flow stops at ``t_min`` and the
   last step is the denoiser :math:`\mathbb E[y|x_{t_{min}}]`). This is the exact process of the
   theory, not a trained model.
+* **Same images for both schedules.** The probability-flow map from :math:`P_\tau` to
+  :math:`q` depends on the schedule only through :math:`\sigma_t/m_t` (DDIM coordinates, SPEC
+  §3 Eqs. 33–35), which runs over :math:`[0, \infty)` for cond-OT and cosine alike, so both
+  schedules generate the same images from the same start (to the ODE tolerance) and η is the
+  same; only the cost of the path, ``entropy_bound``, differs.
 * **Sampling noise of W1 in 64 dimensions.** The empirical :math:`W_1` of ``n`` samples is
   biased upward (slowly, like :math:`n^{-1/d}`); ``W1_noise_floor`` is :math:`W_1` between two
   independent ``n``-samples of :math:`q` itself — the size of that bias at this ``n``. η is a
