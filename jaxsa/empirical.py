@@ -196,24 +196,35 @@ class EmpiricalPath(eqx.Module):
                   "(sigma_t = 0 with empirical data, i.e. t = 0); evaluate at t > 0.", x)
         xx = jnp.sum(x * x, -1)[:, None]
 
+        atoms = self.all_atoms
+        if atoms:  # one variance per query: shift the logits by a per-row constant
+            inv_row = 1.0 / s2t  # (Q, 1)
+            shift = -0.5 * xx * inv_row - 0.5 * d * (jnp.log(s2t) + _LOG_2PI)
+
         def body(carry, chunk):
             big_m, s, a1, a2, b = carry
             mu, lw, s2k = chunk
-            # (Q, 1) for empirical data (one variance per query), else (Q, C)
-            var = s2t if self.all_atoms else s2t + m**2 * s2k
-            sq = xx - 2 * m * (x @ mu.T) + m**2 * jnp.sum(mu * mu, -1)
-            sq = jnp.maximum(sq, 0.0)
-            logit = lw - 0.5 * sq / var - 0.5 * d * (jnp.log(var) + _LOG_2PI)  # (Q, C)
+            mu2 = jnp.sum(mu * mu, -1)
+            if atoms:
+                # ln w_k - |x - m mu_k|^2 / (2 sigma^2) - (d/2) ln(2 pi sigma^2), less `shift`
+                logit = lw + inv_row * (m * (x @ mu.T) - 0.5 * m**2 * mu2)
+            else:
+                var = s2t + m**2 * s2k  # (Q, C)
+                sq = jnp.maximum(xx - 2 * m * (x @ mu.T) + m**2 * mu2, 0.0)
+                logit = lw - 0.5 * sq / var - 0.5 * d * (jnp.log(var) + _LOG_2PI)
             new_m = jnp.maximum(big_m, jnp.max(logit, -1))
             finite = jnp.isfinite(new_m)
             safe_m = jnp.where(finite, new_m, 0.0)
             scale = jnp.where(finite, jnp.exp(big_m - safe_m), 0.0)
-            e = jnp.where(finite[:, None], jnp.exp(logit - safe_m[:, None]), 0.0)
-            ei = e / var
+            e = jnp.exp(logit - safe_m[:, None])  # rows with new_m = -inf: exp(-inf) = 0
             s = s * scale + jnp.sum(e, -1)
-            a1 = a1 * scale + jnp.sum(ei, -1)
-            a2 = a2 * scale + (0.0 if self.all_atoms else ei @ s2k)
-            b = b * scale[:, None] + ei @ mu
+            if atoms:  # a1 = 1/sigma^2 and b = sum r mu / sigma^2 are finished at the end
+                b = b * scale[:, None] + e @ mu
+            else:
+                ei = e / var
+                a1 = a1 * scale + jnp.sum(ei, -1)
+                a2 = a2 * scale + ei @ s2k
+                b = b * scale[:, None] + ei @ mu
             return (new_m, s, a1, a2, b), None
 
         init = (jnp.full((q,), -jnp.inf, dt), jnp.zeros((q,), dt), jnp.zeros((q,), dt),
@@ -224,7 +235,11 @@ class EmpiricalPath(eqx.Module):
         else:
             carry, _ = jax.lax.scan(body, init, chunks)
         big_m, s, a1, a2, b = carry
-        return v, big_m + jnp.log(s), a1 / s, a2 / s, b / s[:, None]
+        logp = big_m + jnp.log(s)
+        if atoms:
+            inv = inv_row[:, 0]
+            return v, logp + shift[:, 0], inv, a2, b * (inv / s)[:, None]
+        return v, logp, a1 / s, a2 / s, b / s[:, None]
 
     def _fields(self, t, xf):
         """``(ln P_t, E[y|x], score, velocity)`` at flat ``xf`` ``(Q, d)``; ``t`` scalar or ``(Q,)``."""

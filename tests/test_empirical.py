@@ -80,8 +80,7 @@ def test_one_point_data_is_gaussian_and_cond_ot_is_optimal(d):
     assert abs(float(est.value) - exact) <= 4 * float(est.stderr) + 1e-9, (est.value, exact)
 
 
-@pytest.mark.parametrize("d", [2, 16])
-@pytest.mark.parametrize("name", list(SCHEDULES))
+@pytest.mark.parametrize(("d", "name"), [(2, "cond-ot"), (16, "cosine")])
 def test_entropy_production_matches_c2_and_bounds_w2(d, name):
     """MC of int E||nu||^2 against the Gaussian closed form (1D time quadrature of
     mdot^2|mu|^2 + d sdot_t^2), and c2 >= W2(q, P_tau)^2 / tau (Eq. 91)."""
@@ -105,7 +104,7 @@ def test_chunked_equals_unchunked():
     full = EmpiricalPath(jaxsa.Cosine(1.0), pts, weights=w)
     gm = jaxsa.GaussianMixture(w / w.sum(), pts, jnp.linspace(0.05, 0.4, 37))
     full_gm = EmpiricalPath(jaxsa.CondOT(1.0), gm)
-    for c in (5, 36, 100):
+    for c in (5, 36):  # many chunks with padding; two chunks, the last of one point
         ch = EmpiricalPath(jaxsa.Cosine(1.0), pts, weights=w, chunk_size=c)
         ch_gm = EmpiricalPath(jaxsa.CondOT(1.0), gm, chunk_size=c)
         for t in (0.02, 1.0):
