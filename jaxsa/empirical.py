@@ -30,7 +30,10 @@ The sums over components are reduced by an online log-sum-exp (:func:`jax.lax.sc
 ``chunk_size`` components: running maximum, rescaled accumulators), so the memory is
 ``O(batch · chunk_size)`` for any number of data points; squared distances come from one matrix
 product per chunk, :math:`\|x - m\mu\|^2 = \|x\|^2 - 2m\,x\cdot\mu + m^2\|\mu\|^2` (float64 keeps
-this accurate down to :math:`\sigma_t \sim 10^{-6}`).
+this accurate down to :math:`\sigma_t \sim 10^{-6}`). For empirical data all components share
+the variance :math:`\sigma_t^2`, so the per-query term :math:`\|x\|^2/2\sigma_t^2` is taken out of
+the softmax and added back to :math:`\ln P_t` only; a velocity evaluation then costs two
+``(Q, d) × (d, N)`` matrix products and ``Q N`` exponentials.
 """
 
 from __future__ import annotations
