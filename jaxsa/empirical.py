@@ -30,7 +30,10 @@ The sums over components are reduced by an online log-sum-exp (:func:`jax.lax.sc
 ``chunk_size`` components: running maximum, rescaled accumulators), so the memory is
 ``O(batch · chunk_size)`` for any number of data points; squared distances come from one matrix
 product per chunk, :math:`\|x - m\mu\|^2 = \|x\|^2 - 2m\,x\cdot\mu + m^2\|\mu\|^2` (float64 keeps
-this accurate down to :math:`\sigma_t \sim 10^{-6}`).
+this accurate down to :math:`\sigma_t \sim 10^{-6}`). For empirical data all components share
+the variance :math:`\sigma_t^2`, so the per-query term :math:`\|x\|^2/2\sigma_t^2` is taken out of
+the softmax and added back to :math:`\ln P_t` only; a velocity evaluation then costs two
+``(Q, d) × (d, N)`` matrix products and ``Q N`` exponentials.
 """
 
 from __future__ import annotations
@@ -196,24 +199,35 @@ class EmpiricalPath(eqx.Module):
                   "(sigma_t = 0 with empirical data, i.e. t = 0); evaluate at t > 0.", x)
         xx = jnp.sum(x * x, -1)[:, None]
 
+        atoms = self.all_atoms
+        if atoms:  # one variance per query: shift the logits by a per-row constant
+            inv_row = 1.0 / s2t  # (Q, 1)
+            shift = -0.5 * xx * inv_row - 0.5 * d * (jnp.log(s2t) + _LOG_2PI)
+
         def body(carry, chunk):
             big_m, s, a1, a2, b = carry
             mu, lw, s2k = chunk
-            # (Q, 1) for empirical data (one variance per query), else (Q, C)
-            var = s2t if self.all_atoms else s2t + m**2 * s2k
-            sq = xx - 2 * m * (x @ mu.T) + m**2 * jnp.sum(mu * mu, -1)
-            sq = jnp.maximum(sq, 0.0)
-            logit = lw - 0.5 * sq / var - 0.5 * d * (jnp.log(var) + _LOG_2PI)  # (Q, C)
+            mu2 = jnp.sum(mu * mu, -1)
+            if atoms:
+                # ln w_k - |x - m mu_k|^2 / (2 sigma^2) - (d/2) ln(2 pi sigma^2), less `shift`
+                logit = lw + inv_row * (m * (x @ mu.T) - 0.5 * m**2 * mu2)
+            else:
+                var = s2t + m**2 * s2k  # (Q, C)
+                sq = jnp.maximum(xx - 2 * m * (x @ mu.T) + m**2 * mu2, 0.0)
+                logit = lw - 0.5 * sq / var - 0.5 * d * (jnp.log(var) + _LOG_2PI)
             new_m = jnp.maximum(big_m, jnp.max(logit, -1))
             finite = jnp.isfinite(new_m)
             safe_m = jnp.where(finite, new_m, 0.0)
             scale = jnp.where(finite, jnp.exp(big_m - safe_m), 0.0)
-            e = jnp.where(finite[:, None], jnp.exp(logit - safe_m[:, None]), 0.0)
-            ei = e / var
+            e = jnp.exp(logit - safe_m[:, None])  # rows with new_m = -inf: exp(-inf) = 0
             s = s * scale + jnp.sum(e, -1)
-            a1 = a1 * scale + jnp.sum(ei, -1)
-            a2 = a2 * scale + (0.0 if self.all_atoms else ei @ s2k)
-            b = b * scale[:, None] + ei @ mu
+            if atoms:  # a1 = 1/sigma^2 and b = sum r mu / sigma^2 are finished at the end
+                b = b * scale[:, None] + e @ mu
+            else:
+                ei = e / var
+                a1 = a1 * scale + jnp.sum(ei, -1)
+                a2 = a2 * scale + ei @ s2k
+                b = b * scale[:, None] + ei @ mu
             return (new_m, s, a1, a2, b), None
 
         init = (jnp.full((q,), -jnp.inf, dt), jnp.zeros((q,), dt), jnp.zeros((q,), dt),
@@ -224,7 +238,11 @@ class EmpiricalPath(eqx.Module):
         else:
             carry, _ = jax.lax.scan(body, init, chunks)
         big_m, s, a1, a2, b = carry
-        return v, big_m + jnp.log(s), a1 / s, a2 / s, b / s[:, None]
+        logp = big_m + jnp.log(s)
+        if atoms:
+            inv = inv_row[:, 0]
+            return v, logp + shift[:, 0], inv, a2, b * (inv / s)[:, None]
+        return v, logp, a1 / s, a2 / s, b / s[:, None]
 
     def _fields(self, t, xf):
         """``(ln P_t, E[y|x], score, velocity)`` at flat ``xf`` ``(Q, d)``; ``t`` scalar or ``(Q,)``."""
@@ -239,27 +257,39 @@ class EmpiricalPath(eqx.Module):
         vel = col(v.dm) * mean_y - col(v.sigma_dsigma) * score
         return logp, mean_y, score, vel
 
+    def _public(self, t, x):
+        """Shape and value checks in Python, then the jitted reduction; ``x`` ``(..., d)``."""
+        xf, batch = self._flat(x)
+        t = jnp.asarray(t, xf.dtype)
+        if t.ndim != 0:
+            raise ValueError(f"EmpiricalPath: `t` must be a scalar time; got shape {t.shape}.")
+        if is_concrete(t, self.scales) and not float(
+                _min_variance(self.schedule, t, self.scales)) > 0:
+            raise ValueError("EmpiricalPath: the marginal P_t has a point mass here (sigma_t "
+                                 f"= 0 with empirical data, t = {float(t):g}); evaluate at t > 0.")
+        return batch, _fields_jit(self, t, xf)
+
     # -- public quantities ---------------------------------------------------------------
     def log_density(self, t, x):
         """:math:`\\ln P_t(x)` (Eqs. 17, 25; ``ln`` of 1/length^d), shape ``x.shape[:-1]``."""
-        xf, batch = self._flat(x)
-        return self._stats(t, xf)[1].reshape(batch)
+        batch, f = self._public(t, x)
+        return f[0].reshape(batch)
 
     def score(self, t, x):
         """:math:`\\nabla\\ln P_t(x) = m_t b - a_1 x` (Eq. 97; 1/length), shape of ``x``."""
-        xf, _ = self._flat(x)
-        return self._fields(t, xf)[2].reshape(jnp.shape(x))
+        batch, f = self._public(t, x)
+        return f[2].reshape(batch + (self.dim,))
 
     def posterior_mean(self, t, x):
         """:math:`\\mathbb E[y|x_t = x]` (Eq. 97; softmax posterior over the data), shape of ``x``."""
-        xf, _ = self._flat(x)
-        return self._fields(t, xf)[1].reshape(jnp.shape(x))
+        batch, f = self._public(t, x)
+        return f[1].reshape(batch + (self.dim,))
 
     def velocity(self, t, x):
         """Velocity field :math:`\\nu_t(x) = \\dot m_t\\mathbb E[y|x] - \\sigma_t\\dot\\sigma_t\\nabla\\ln P_t`
         (Eqs. 1, 96; length/time), shape of ``x``."""
-        xf, _ = self._flat(x)
-        return self._fields(t, xf)[3].reshape(jnp.shape(x))
+        batch, f = self._public(t, x)
+        return f[3].reshape(batch + (self.dim,))
 
     def sample_data(self, key, n: int):
         """``(n, d)`` samples of the data density :math:`q` (draws of data points, plus
@@ -286,14 +316,26 @@ class EmpiricalPath(eqx.Module):
 
     def end_marginal(self):
         """:math:`P_\\tau`: the exact isotropic Gaussian :math:`\\mathcal N(0, \\sigma_\\tau^2 I)` as a
-        one-component :class:`jaxsa.GaussianMixture` when :math:`m_\\tau = 0` (cosine, cond-OT),
+        one-component :class:`jaxsa.GaussianMixture` when :math:`|m_\\tau| \\le 10^{-12}` (cosine,
+        cond-OT),
         otherwise :meth:`marginal` at τ."""
         v = self.schedule.values(self.tau)
-        if is_concrete(v.m) and float(v.m) == 0.0:
+        if is_concrete(v.m) and abs(float(v.m)) <= 1e-12:  # cos(π/2) = 6e-17 in floating point
             dt = self.points.dtype
             return GaussianMixture(jnp.ones(1, dt), jnp.zeros((1, self.dim), dt),
                                    jnp.reshape(v.sigma, (1,)))
         return self.marginal(self.tau)
+
+
+@eqx.filter_jit
+def _min_variance(schedule, t, scales):
+    v = schedule.values(t)
+    return v.sigma_sq + v.m**2 * jnp.min(scales**2)
+
+
+@eqx.filter_jit
+def _fields_jit(path, t, xf):
+    return path._fields(t, xf)
 
 
 class PathMarginal(eqx.Module):
@@ -386,7 +428,7 @@ def transport_particles(path: EmpiricalPath, x_tau, ts, settings: ODESettings = 
         max_steps=settings.max_steps, throw=False)
     xs = sol.ys
     if path.has_atoms:
-        den = jax.vmap(path.posterior_mean, in_axes=(None, 0))(t_end, xs)
+        den = path.posterior_mean(t_end, xs)
         xs = jnp.where((ts == 0)[:, None, None], den, xs)
     return ParticleSolution(ts, xs, sol.stats["num_accepted_steps"],
                             sol.result == diffrax.RESULTS.successful, t_end)
