@@ -231,8 +231,9 @@ def w1_point_cloud(x, y, a=None, b=None, *, rtol=0.01, relative_epsilon=0.05, de
         threshold: Sinkhorn's marginal-error threshold within a stage.
 
     Returns:
-        :class:`W1Result` (unpacks as ``(value, converged)``). Memory: the dense cost, ``n m``
-        floats (32 MB at 2,000 × 2,000 in float64).
+        :class:`W1Result` (unpacks as ``(value, converged)``). When ``converged`` is False the
+        bracket ``[lower, upper]`` is still valid, only wider than requested. Memory: the dense
+        cost, ``n m`` floats (32 MB at 2,000 × 2,000 in float64).
     """
     exact_1d = a is None and b is None
     x, y, a, b = _check_cloud(x, y, a, b)
