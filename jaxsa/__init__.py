@@ -24,6 +24,12 @@ from jaxsa.dissipation import speed_cost as speed_cost
 from jaxsa.dissipation import v2_sq as v2_sq
 from jaxsa.families import Interpolated as Interpolated
 from jaxsa.families import PolarBernstein as PolarBernstein
+from jaxsa.empirical import EmpiricalPath as EmpiricalPath
+from jaxsa.empirical import MCEstimate as MCEstimate
+from jaxsa.empirical import chi2_divergence as chi2_divergence
+from jaxsa.empirical import chi2_isotropic_gaussian as chi2_isotropic_gaussian
+from jaxsa.empirical import entropy_production as entropy_production
+from jaxsa.empirical import transport_particles as transport_particles
 from jaxsa.flow import ODESettings as ODESettings
 from jaxsa.flow import solve_flow as solve_flow
 from jaxsa.flow import transport as transport
@@ -67,5 +73,10 @@ from jaxsa.optimize import optimize_schedule as optimize_schedule
 from jaxsa.sweep import SweepSpec as SweepSpec
 from jaxsa.sweep import run_sweep as run_sweep
 from jaxsa.validate import run_validation as run_validation
+from jaxsa.metrics import W1Result as W1Result
+from jaxsa.metrics import w1_bounds as w1_bounds
+from jaxsa.cfm import CFMSettings as CFMSettings
+from jaxsa.cfm import LearnedVelocity as LearnedVelocity
+from jaxsa.cfm import train_cfm as train_cfm
 
 __version__ = "0.1.0"

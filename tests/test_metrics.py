@@ -159,9 +159,12 @@ def test_w1_point_cloud_1d_matches_exact(samples):
     exact = stats.wasserstein_distance(x, y)
     val, converged = jaxsa.w1_point_cloud(jnp.asarray(x), jnp.asarray(y))
     assert bool(converged)
-    # the entropic plan's cost is within ~1% of W_1 (slightly above it, up to the marginal
-    # error allowed by Sinkhorn's threshold)
-    assert exact * (1 - 1e-3) <= float(val) <= exact * 1.02
+    # equal-size uniform clouds in 1D: the exact sorted formula
+    assert float(val) == pytest.approx(exact, rel=1e-12)
+    xa = jnp.asarray(x)
+    r = jaxsa.w1_point_cloud(xa, jnp.asarray(y), jnp.full(300, 1 / 300), jnp.full(300, 1 / 300))
+    assert float(r.lower) <= exact * (1 + 1e-9) <= float(r.upper) * (1 + 1e-9)
+    assert float(r.value) == pytest.approx(exact, rel=0.01)
 
 
 def test_w1_point_cloud_2d_matches_pot():
@@ -177,10 +180,31 @@ def test_w1_point_cloud_2d_matches_pot():
         jnp.asarray(x), jnp.asarray(y), jnp.asarray(a), jnp.asarray(b)
     )
     assert bool(converged)
-    assert emd * (1 - 1e-3) <= float(val) <= emd * 1.02
+    assert float(val) == pytest.approx(emd, rel=0.01)
+
+
+@pytest.mark.parametrize("d", [2, 64])
+def test_w1_point_cloud_certified_within_1pct_of_pot(d):
+    """~1,000 points in 2D and 64D: the bracket contains POT's exact emd2 and the midpoint is
+    within the requested 1%."""
+    rng = np.random.default_rng(d)
+    n = 1000
+    x = rng.normal(size=(n, d))
+    y = rng.normal(size=(n, d)) * 1.2 + 0.5
+    emd = ot.emd2(np.full(n, 1 / n), np.full(n, 1 / n), ot.dist(x, y, metric="euclidean"),
+                  numItermax=10_000_000)
+    r = jaxsa.w1_point_cloud(jnp.asarray(x), jnp.asarray(y), rtol=0.01)
+    assert bool(r.converged)
+    assert float(r.lower) <= emd * (1 + 1e-9) and emd <= float(r.upper) * (1 + 1e-9)
+    assert float(r.value) == pytest.approx(emd, rel=0.01)
+    assert float(r.upper - r.lower) <= 0.02 * float(r.lower) * (1 + 1e-12)
 
 
 def test_w1_point_cloud_validates():
+    with pytest.raises(ValueError, match="finite"):
+        jaxsa.w1_point_cloud(jnp.array([[0.0, jnp.nan]]), jnp.zeros((4, 2)))
+    with pytest.raises(ValueError, match="decay"):
+        jaxsa.w1_point_cloud(jnp.zeros((3, 2)), jnp.zeros((4, 2)), decay=1.5)
     with pytest.raises(ValueError, match="one d"):
         jaxsa.w1_point_cloud(jnp.zeros((3, 2)), jnp.zeros((4, 3)))
     with pytest.raises(ValueError, match="`a` must have shape"):

@@ -1,0 +1,573 @@
+r"""The forward process in :math:`\mathbb R^d` for empirical data and isotropic Gaussian mixtures
+(SPEC §3, Eqs. 17, 25, 96–97), the estimated process on particles (SPEC §4, Eqs. 10–11) and
+Monte-Carlo estimates of :math:`\int T_t\dot S_t^{tot}dt` and :math:`D_0` (Eqs. 36, 78).
+
+Data :math:`q = \sum_k w_k \mathcal N(\mu_k, s_k^2 I)` with :math:`N` components in
+:math:`\mathbb R^d`; an empirical data set is the case :math:`s_k = 0` (point masses at the data
+points :math:`\mu_k = y_k`). With schedule :math:`(m_t, \sigma_t)` the marginal is
+
+.. math:: P_t(x) = \sum_k w_k\, \mathcal N\big(x \,|\, m_t\mu_k,\ v_k I\big), \qquad
+          v_k = \sigma_t^2 + m_t^2 s_k^2,
+
+with posterior (softmax) weights :math:`r_k(x) = w_k\mathcal N(x|m_t\mu_k, v_kI)/P_t(x)`. Writing
+:math:`a_1 = \sum_k r_k/v_k`, :math:`a_2 = \sum_k r_k s_k^2/v_k` and
+:math:`b = \sum_k r_k \mu_k / v_k`,
+
+.. math::
+
+    \nabla\ln P_t = m_t b - a_1 x, \qquad
+    \mathbb E[y|x_t = x] = \sum_k r_k \frac{s_k^2 m_t x + \sigma_t^2\mu_k}{v_k} = m_t a_2 x + \sigma_t^2 b,
+
+    \nu_t(x) = \dot m_t\, \mathbb E[y|x_t=x] - \sigma_t\dot\sigma_t \nabla\ln P_t(x),
+
+which is SPEC §3's velocity rewritten without the removable singularities at :math:`\sigma_t = 0`
+(for :math:`s_k > 0`) and :math:`m_t = 0` (``t = τ`` of cosine and cond-OT), as in
+:class:`jaxsa.DiffusionPath`. For empirical data (:math:`s_k = 0`) the point masses make
+:math:`P_0` singular: every quantity is defined for :math:`t > 0` only, where it is finite and
+smooth (it is evaluated at ``t = 0`` only by the exact sampler).
+
+The sums over components are reduced by an online log-sum-exp (:func:`jax.lax.scan` over chunks of
+``chunk_size`` components: running maximum, rescaled accumulators), so the memory is
+``O(batch · chunk_size)`` for any number of data points; squared distances come from one matrix
+product per chunk, :math:`\|x - m\mu\|^2 = \|x\|^2 - 2m\,x\cdot\mu + m^2\|\mu\|^2` (float64 keeps
+this accurate down to :math:`\sigma_t \sim 10^{-6}`). For empirical data all components share
+the variance :math:`\sigma_t^2`, so the per-query term :math:`\|x\|^2/2\sigma_t^2` is taken out of
+the softmax and added back to :math:`\ln P_t` only; a velocity evaluation then costs two
+``(Q, d) × (d, N)`` matrix products and ``Q N`` exponentials.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsa._checks import check, is_concrete
+from jaxsa.densities import GaussianMixture
+from jaxsa.flow import ODESettings, _max_norm
+from jaxsa.schedules import Schedule
+
+__all__ = [
+    "PARTICLE_ODE",
+    "EmpiricalPath",
+    "MCEstimate",
+    "ParticleSolution",
+    "PathMarginal",
+    "chi2_divergence",
+    "chi2_isotropic_gaussian",
+    "entropy_production",
+    "gaussian_path_c2",
+    "transport_particles",
+]
+
+_LOG_2PI = math.log(2 * math.pi)
+
+#: Default settings of the particle ODE: 5th-order Tsit5, tolerance 1e-6 (max-norm over particles).
+PARTICLE_ODE = ODESettings(rtol=1e-6, atol=1e-6, solver="Tsit5", max_steps=4096)
+
+
+def _concrete_array(name, value):
+    """``np.asarray(value)`` when concrete (for value checks), else ``None``."""
+    return np.asarray(value) if is_concrete(value) else None
+
+
+class EmpiricalPath(eqx.Module):
+    r"""Forward process of a conditional Gaussian path with data in :math:`\mathbb R^d` (SPEC §3).
+
+    Args:
+        schedule: a :class:`jaxsa.schedules.Schedule` (``tau`` is taken from it).
+        data: either an ``(N, d)`` array of data points (empirical data, point masses) or an
+            isotropic d-dimensional :class:`jaxsa.GaussianMixture` (``means`` of shape
+            ``(K, d)``; its weights and scales are used and ``weights`` must be ``None``).
+        weights: ``(N,)`` non-negative weights of the data points, normalised here to sum to
+            one; uniform if omitted.
+        chunk_size: reduce over the data in chunks of this many points (memory
+            ``O(batch · chunk_size)``); ``None``: all points at once.
+
+    Raises ``ValueError`` (before any computation) for data that are not ``(N, d)``, contain
+    NaN or inf, weights of the wrong shape, negative or all zero, or a non-positive chunk size.
+
+    All methods take a scalar time ``t`` and points ``x`` of shape ``(..., d)`` (length units).
+    For empirical data they need ``t > 0`` (:math:`\sigma_t > 0`).
+
+    Example::
+
+        path = EmpiricalPath(jaxsa.CondOT(1.0), images, chunk_size=512)   # images (N, 64)
+        v = path.velocity(0.5, x)                                          # x (n, 64)
+        x_tau = path.sample(key, 1.0, 1000)                                # exact P_τ samples
+    """
+
+    schedule: Schedule
+    points: jax.Array  # (N, d)
+    weights: jax.Array  # (N,)
+    scales: jax.Array  # (N,); 0 for empirical data
+    chunk_size: int | None = eqx.field(static=True)
+    has_atoms: bool = eqx.field(static=True)  # some component is a point mass (s_k = 0)
+    all_atoms: bool = eqx.field(static=True)  # empirical data: every s_k = 0
+
+    def __init__(self, schedule, data, weights=None, chunk_size=None):
+        dt = jnp.result_type(float)
+        if isinstance(data, GaussianMixture):
+            if data.means.ndim != 2:
+                raise ValueError("EmpiricalPath: a GaussianMixture `data` must be d-dimensional "
+                                 f"(means of shape (K, d)); got means {data.means.shape}.")
+            if weights is not None:
+                raise ValueError("EmpiricalPath: pass `weights` only with array data; a "
+                                 "GaussianMixture carries its own.")
+            points, w, scales = data.means, data.weights, data.scales
+        else:
+            points = jnp.asarray(data, dtype=dt)
+            if points.ndim != 2 or points.shape[0] < 1 or points.shape[1] < 1:
+                raise ValueError(f"EmpiricalPath: `data` must have shape (N, d) with N, d >= 1; "
+                                 f"got {points.shape}.")
+            n = points.shape[0]
+            if weights is None:
+                w = jnp.full((n,), 1.0 / n, dtype=dt)
+            else:
+                w = jnp.asarray(weights, dtype=dt)
+                if w.shape != (n,):
+                    raise ValueError(f"EmpiricalPath: `weights` must have shape ({n},) like the "
+                                     f"data points; got {w.shape}.")
+                w = check(jnp.all(jnp.isfinite(w)) & jnp.all(w >= 0) & (jnp.sum(w) > 0),
+                          "EmpiricalPath: `weights` must be finite, >= 0 and not all zero.", w)
+                w = w / jnp.sum(w)
+            scales = jnp.zeros((n,), dtype=dt)
+        points = check(jnp.all(jnp.isfinite(points)),
+                       "EmpiricalPath: `data` contains NaN or inf.", points)
+        if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
+            raise ValueError(f"EmpiricalPath: `chunk_size` must be a positive integer or None; "
+                             f"got {chunk_size!r}.")
+        self.schedule = schedule
+        self.points, self.weights, self.scales = points, w, scales
+        self.chunk_size = None if chunk_size is None else int(chunk_size)
+        s = _concrete_array("scales", scales)
+        self.has_atoms = True if s is None else bool(np.any(s == 0))
+        self.all_atoms = False if s is None else bool(np.all(s == 0))
+
+    # -- shapes ---------------------------------------------------------------------------
+    @property
+    def tau(self):
+        return self.schedule.tau
+
+    @property
+    def dim(self) -> int:
+        return self.points.shape[1]
+
+    @property
+    def n_points(self) -> int:
+        return self.points.shape[0]
+
+    def _flat(self, x, name="x"):
+        x = jnp.asarray(x)
+        if x.ndim < 1 or x.shape[-1] != self.dim:
+            raise ValueError(f"EmpiricalPath: `{name}` must have shape (..., {self.dim}) (the data "
+                             f"dimension); got {x.shape}.")
+        return x.reshape(-1, self.dim), x.shape[:-1]
+
+    def _chunks(self):
+        """Data as ``(n_chunks, C, ...)`` arrays, padded with zero-weight unit-scale components."""
+        n, c = self.n_points, self.chunk_size or self.n_points
+        c = min(c, n)
+        n_chunks = -(-n // c)
+        pad = n_chunks * c - n
+        logw = jnp.log(self.weights)
+        pts, s2 = self.points, self.scales**2
+        if pad:
+            pts = jnp.concatenate([pts, jnp.zeros((pad, self.dim), pts.dtype)])
+            logw = jnp.concatenate([logw, jnp.full((pad,), -jnp.inf, logw.dtype)])
+            s2 = jnp.concatenate([s2, jnp.ones((pad,), s2.dtype)])
+        return (pts.reshape(n_chunks, c, self.dim), logw.reshape(n_chunks, c),
+                s2.reshape(n_chunks, c))
+
+    # -- the reduction over data ---------------------------------------------------------
+    def _stats(self, t, x):
+        """``(values, log P_t, a1, a2, b)`` for flat ``x`` ``(Q, d)`` (see the module docstring).
+
+        ``t`` is a scalar or a ``(Q,)`` array of one time per point."""
+        v = self.schedule.values(t)
+        q, d = x.shape
+        dt = x.dtype
+        m = jnp.broadcast_to(v.m, (q,))[:, None]
+        s2t = jnp.broadcast_to(v.sigma_sq, (q,))[:, None]
+        min_var = jnp.min(s2t) if self.has_atoms else jnp.min(s2t + m**2 * jnp.min(self.scales**2))
+        x = check(min_var > 0, "EmpiricalPath: the marginal P_t has a point mass here "
+                  "(sigma_t = 0 with empirical data, i.e. t = 0); evaluate at t > 0.", x)
+        xx = jnp.sum(x * x, -1)[:, None]
+
+        atoms = self.all_atoms
+        if atoms:  # one variance per query: shift the logits by a per-row constant
+            inv_row = 1.0 / s2t  # (Q, 1)
+            shift = -0.5 * xx * inv_row - 0.5 * d * (jnp.log(s2t) + _LOG_2PI)
+
+        def body(carry, chunk):
+            big_m, s, a1, a2, b = carry
+            mu, lw, s2k = chunk
+            mu2 = jnp.sum(mu * mu, -1)
+            if atoms:
+                # ln w_k - |x - m mu_k|^2 / (2 sigma^2) - (d/2) ln(2 pi sigma^2), less `shift`
+                logit = lw + inv_row * (m * (x @ mu.T) - 0.5 * m**2 * mu2)
+            else:
+                var = s2t + m**2 * s2k  # (Q, C)
+                sq = jnp.maximum(xx - 2 * m * (x @ mu.T) + m**2 * mu2, 0.0)
+                logit = lw - 0.5 * sq / var - 0.5 * d * (jnp.log(var) + _LOG_2PI)
+            new_m = jnp.maximum(big_m, jnp.max(logit, -1))
+            finite = jnp.isfinite(new_m)
+            safe_m = jnp.where(finite, new_m, 0.0)
+            scale = jnp.where(finite, jnp.exp(big_m - safe_m), 0.0)
+            e = jnp.exp(logit - safe_m[:, None])  # rows with new_m = -inf: exp(-inf) = 0
+            s = s * scale + jnp.sum(e, -1)
+            if atoms:  # a1 = 1/sigma^2 and b = sum r mu / sigma^2 are finished at the end
+                b = b * scale[:, None] + e @ mu
+            else:
+                ei = e / var
+                a1 = a1 * scale + jnp.sum(ei, -1)
+                a2 = a2 * scale + ei @ s2k
+                b = b * scale[:, None] + ei @ mu
+            return (new_m, s, a1, a2, b), None
+
+        init = (jnp.full((q,), -jnp.inf, dt), jnp.zeros((q,), dt), jnp.zeros((q,), dt),
+                jnp.zeros((q,), dt), jnp.zeros((q, d), dt))
+        chunks = self._chunks()
+        if chunks[0].shape[0] == 1:
+            carry, _ = body(init, jax.tree.map(lambda a: a[0], chunks))
+        else:
+            carry, _ = jax.lax.scan(body, init, chunks)
+        big_m, s, a1, a2, b = carry
+        logp = big_m + jnp.log(s)
+        if atoms:
+            inv = inv_row[:, 0]
+            return v, logp + shift[:, 0], inv, a2, b * (inv / s)[:, None]
+        return v, logp, a1 / s, a2 / s, b / s[:, None]
+
+    def _fields(self, t, xf):
+        """``(ln P_t, E[y|x], score, velocity)`` at flat ``xf`` ``(Q, d)``; ``t`` scalar or ``(Q,)``."""
+        v, logp, a1, a2, b = self._stats(t, xf)
+        q = xf.shape[0]
+
+        def col(a):
+            return jnp.broadcast_to(a, (q,))[:, None]
+
+        mean_y = col(v.m) * a2[:, None] * xf + col(v.sigma_sq) * b
+        score = col(v.m) * b - a1[:, None] * xf
+        vel = col(v.dm) * mean_y - col(v.sigma_dsigma) * score
+        return logp, mean_y, score, vel
+
+    def _public(self, t, x):
+        """Shape and value checks in Python, then the jitted reduction; ``x`` ``(..., d)``."""
+        xf, batch = self._flat(x)
+        t = jnp.asarray(t, xf.dtype)
+        if t.ndim != 0:
+            raise ValueError(f"EmpiricalPath: `t` must be a scalar time; got shape {t.shape}.")
+        if is_concrete(t, self.scales) and not float(
+                _min_variance(self.schedule, t, self.scales)) > 0:
+            raise ValueError("EmpiricalPath: the marginal P_t has a point mass here (sigma_t "
+                                 f"= 0 with empirical data, t = {float(t):g}); evaluate at t > 0.")
+        return batch, _fields_jit(self, t, xf)
+
+    # -- public quantities ---------------------------------------------------------------
+    def log_density(self, t, x):
+        """:math:`\\ln P_t(x)` (Eqs. 17, 25; ``ln`` of 1/length^d), shape ``x.shape[:-1]``."""
+        batch, f = self._public(t, x)
+        return f[0].reshape(batch)
+
+    def score(self, t, x):
+        """:math:`\\nabla\\ln P_t(x) = m_t b - a_1 x` (Eq. 97; 1/length), shape of ``x``."""
+        batch, f = self._public(t, x)
+        return f[2].reshape(batch + (self.dim,))
+
+    def posterior_mean(self, t, x):
+        """:math:`\\mathbb E[y|x_t = x]` (Eq. 97; softmax posterior over the data), shape of ``x``."""
+        batch, f = self._public(t, x)
+        return f[1].reshape(batch + (self.dim,))
+
+    def velocity(self, t, x):
+        """Velocity field :math:`\\nu_t(x) = \\dot m_t\\mathbb E[y|x] - \\sigma_t\\dot\\sigma_t\\nabla\\ln P_t`
+        (Eqs. 1, 96; length/time), shape of ``x``."""
+        batch, f = self._public(t, x)
+        return f[3].reshape(batch + (self.dim,))
+
+    def sample_data(self, key, n: int):
+        """``(n, d)`` samples of the data density :math:`q` (draws of data points, plus
+        :math:`s_k\\varepsilon` for mixture components)."""
+        k1, k2 = jax.random.split(key)
+        idx = jax.random.choice(k1, self.n_points, shape=(n,), p=self.weights)
+        eps = jax.random.normal(k2, (n, self.dim), self.points.dtype)
+        return self.points[idx] + self.scales[idx][:, None] * eps
+
+    def sample(self, key, t, n: int):
+        """``(n, d)`` exact samples :math:`x_t = m_t y + \\sigma_t\\varepsilon` of :math:`P_t` (Eq. 17)
+        at the scalar time ``t``, with :math:`y\\sim q`, :math:`\\varepsilon\\sim\\mathcal N(0, I)`."""
+        k1, k2 = jax.random.split(key)
+        v = self.schedule.values(t)
+        y = self.sample_data(k1, n)
+        m, sig = v.m, v.sigma
+        if jnp.ndim(t):  # one time per sample (used by entropy_production)
+            m, sig = m[:, None], sig[:, None]
+        return m * y + sig * jax.random.normal(k2, y.shape, y.dtype)
+
+    def marginal(self, t) -> PathMarginal:
+        """:math:`P_t` as a density object (``log_density``, ``sample``) for :func:`chi2_divergence`."""
+        return PathMarginal(self, t)
+
+    def end_marginal(self):
+        """:math:`P_\\tau`: the exact isotropic Gaussian :math:`\\mathcal N(0, \\sigma_\\tau^2 I)` as a
+        one-component :class:`jaxsa.GaussianMixture` when :math:`|m_\\tau| \\le 10^{-12}` (cosine,
+        cond-OT),
+        otherwise :meth:`marginal` at τ."""
+        v = self.schedule.values(self.tau)
+        if is_concrete(v.m) and abs(float(v.m)) <= 1e-12:  # cos(π/2) = 6e-17 in floating point
+            dt = self.points.dtype
+            return GaussianMixture(jnp.ones(1, dt), jnp.zeros((1, self.dim), dt),
+                                   jnp.reshape(v.sigma, (1,)))
+        return self.marginal(self.tau)
+
+
+@eqx.filter_jit
+def _min_variance(schedule, t, scales):
+    v = schedule.values(t)
+    return v.sigma_sq + v.m**2 * jnp.min(scales**2)
+
+
+@eqx.filter_jit
+def _fields_jit(path, t, xf):
+    return path._fields(t, xf)
+
+
+class PathMarginal(eqx.Module):
+    """:math:`P_t` of an :class:`EmpiricalPath` at a fixed time, as a density (log_density, sample)."""
+
+    path: EmpiricalPath
+    t: jax.Array
+
+    def log_density(self, x):
+        return self.path.log_density(self.t, x)
+
+    def sample(self, key, shape=()):
+        n = int(np.prod(shape)) if shape else 1
+        return self.path.sample(key, self.t, n).reshape(tuple(shape) + (self.path.dim,))
+
+
+# ---- the estimated process on particles (SPEC §4) ----------------------------------------
+class ParticleSolution(NamedTuple):
+    """Output of :func:`transport_particles`.
+
+    Attributes:
+        ts: ``(S,)`` the save times.
+        xs: ``(S, n, d)`` particle positions at ``ts``.
+        num_steps: accepted ODE steps; success: diffrax reported success.
+        t_end: the time where the ODE stopped (``t_min`` for empirical data, else ``min(ts)``).
+    """
+
+    ts: jax.Array
+    xs: jax.Array
+    num_steps: jax.Array
+    success: jax.Array
+    t_end: jax.Array
+
+
+def transport_particles(path: EmpiricalPath, x_tau, ts, settings: ODESettings = PARTICLE_ODE,
+                        t_min=None) -> ParticleSolution:
+    r"""Estimated process on particles: integrate the probability-flow ODE :math:`dx/dt = \nu_t(x)`
+    (Eqs. 10–11) from ``t = τ`` backwards through the decreasing save times ``ts``.
+
+    The particles form one diffrax ODE system (vector field batched over particles; step control
+    by the max-norm over particles, as :func:`jaxsa.solve_flow`). No log-Jacobian is carried
+    (its divergence costs ``d`` Jacobian-vector products in ``d`` dimensions).
+
+    For empirical data the velocity is singular at ``t = 0`` (point masses). The ODE then stops
+    at ``t_min`` (default ``1e-3 τ``) and a save time ``0`` gets the denoised positions
+    :math:`\mathbb E[y|x_{t_{min}}]`, the limit of the flow: every trajectory ends on the data
+    point that dominates its posterior (memorisation — the exact empirical velocity reproduces
+    the training points, not new ones). Save times in ``(0, t_min)`` are refused.
+
+    Args:
+        path: :class:`EmpiricalPath`.
+        x_tau: ``(n, d)`` particles at ``t = τ`` (e.g. samples of a perturbed :math:`\tilde P_\tau`).
+        ts: ``(S,)`` save times, decreasing, in ``[0, τ]``.
+        settings: :class:`jaxsa.ODESettings` (default :data:`PARTICLE_ODE`).
+        t_min: where to stop for empirical data (time units); ignored for mixtures with s > 0.
+
+    Returns:
+        :class:`ParticleSolution` with ``xs`` of shape ``(S, n, d)``.
+    """
+    x_tau = jnp.asarray(x_tau)
+    if x_tau.ndim != 2 or x_tau.shape[1] != path.dim:
+        raise ValueError(f"transport_particles: `x_tau` must be (n, {path.dim}); got {x_tau.shape}.")
+    ts = jnp.asarray(ts, x_tau.dtype)
+    if ts.ndim != 1 or ts.shape[0] < 1:
+        raise ValueError(f"transport_particles: `ts` must be a non-empty 1D array; got {ts.shape}.")
+    tau = path.tau
+    if path.has_atoms:
+        t_min = 1e-3 * tau if t_min is None else jnp.asarray(t_min, x_tau.dtype)
+    else:
+        t_min = jnp.zeros((), x_tau.dtype)
+    ok = (jnp.all(jnp.diff(ts) <= 0) & jnp.all(ts <= tau) & jnp.all(ts >= 0)
+          & jnp.all((ts == 0) | (ts >= t_min)))
+    ts = check(ok, "transport_particles: `ts` must decrease within [0, tau], each either 0 or "
+               ">= t_min (the flow of empirical data is singular at t = 0).", ts)
+    ode_ts = jnp.maximum(ts, t_min)
+    t_end = ode_ts[-1]
+
+    def field(t, x, args):
+        return path.velocity(t, x)
+
+    solver = getattr(diffrax, settings.solver)()
+    if settings.fixed_steps > 0:
+        controller, dt0 = diffrax.ConstantStepSize(), -(tau - t_end) / settings.fixed_steps
+    else:
+        controller = diffrax.PIDController(rtol=settings.rtol, atol=settings.atol, norm=_max_norm)
+        dt0 = -(tau - t_end) / 64
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(field), solver, t0=tau, t1=t_end, dt0=dt0, y0=x_tau,
+        saveat=diffrax.SaveAt(ts=ode_ts), stepsize_controller=controller,
+        max_steps=settings.max_steps, throw=False)
+    xs = sol.ys
+    if path.has_atoms:
+        den = path.posterior_mean(t_end, xs)
+        xs = jnp.where((ts == 0)[:, None, None], den, xs)
+    return ParticleSolution(ts, xs, sol.stats["num_accepted_steps"],
+                            sol.result == diffrax.RESULTS.successful, t_end)
+
+
+# ---- Monte-Carlo estimates ---------------------------------------------------------------
+class MCEstimate(NamedTuple):
+    """A Monte-Carlo estimate with its standard error and 95% confidence half-width
+    (normal approximation: ``ci95 = 1.96 · stderr``), and the sample sizes."""
+
+    value: jax.Array
+    stderr: jax.Array
+    ci95: jax.Array
+    n: int
+    n_time: int = 1
+    rate_t: jax.Array | None = None  # (n_time,) sampled times (entropy production)
+    rate: jax.Array | None = None  # (n_time,) per-stratum means of E||ν_t||²
+
+
+def entropy_production(path: EmpiricalPath, key, n: int, n_time: int) -> MCEstimate:
+    r""":math:`\int_0^\tau T_t\dot S_t^{tot}dt = \int_0^\tau \mathbb E_{P_t}\|\nu_t\|^2 dt`
+    (Eqs. 36, 77; length²/time) by stratified Monte Carlo over exact samples.
+
+    Time is split into ``n_time`` equal strata; in stratum ``j`` each of ``n`` samples draws its
+    own uniform time :math:`t \in (t_j, t_{j+1})` and an exact sample
+    :math:`x_t = m_t y + \sigma_t\varepsilon` of :math:`P_t`. The estimate
+    :math:`\frac{\tau}{n_{time}}\sum_j \overline{\|\nu\|^2}_j` is unbiased for the time integral
+    too (no quadrature error), and its variance :math:`(\tau/n_{time})^2\sum_j s_j^2/n` gives the
+    confidence interval. For these conservative forces it equals :math:`c_2 = \int v_2^2dt`
+    (SPEC §3).
+
+    Args:
+        path: :class:`EmpiricalPath`. key: PRNG key. n: samples per stratum (>= 2).
+        n_time: number of time strata (>= 1).
+
+    Returns:
+        :class:`MCEstimate` (``rate`` holds the per-stratum means, ``rate_t`` the stratum centres).
+    """
+    if int(n) != n or n < 2:
+        raise ValueError(f"entropy_production: need `n` >= 2 samples per stratum for a standard "
+                         f"error; got {n!r}.")
+    if int(n_time) != n_time or n_time < 1:
+        raise ValueError(f"entropy_production: `n_time` must be an integer >= 1; got {n_time!r}.")
+    return _entropy_production(path, key, int(n), int(n_time))
+
+
+@eqx.filter_jit
+def _entropy_production(path, key, n, n_time):
+    tau = path.tau
+    dt = path.points.dtype
+    kt, kx = jax.random.split(key)
+    u = jax.random.uniform(kt, (n_time, n), dt, minval=1e-12, maxval=1.0)
+    t = tau * (jnp.arange(n_time, dtype=dt)[:, None] + u) / n_time
+
+    def one(tj, kj):  # one stratum: every sample with its own time
+        x = path.sample(kj, tj, n)
+        return jnp.sum(path._fields(tj, x)[3] ** 2, -1)
+
+    sq = jax.lax.map(lambda a: one(*a), (t, jax.random.split(kx, n_time)))  # (n_time, n)
+    means = jnp.mean(sq, 1)
+    var = jnp.var(sq, 1, ddof=1)
+    h = tau / n_time
+    value = h * jnp.sum(means)
+    se = h * jnp.sqrt(jnp.sum(var) / n)
+    centres = tau * (jnp.arange(n_time, dtype=dt) + 0.5) / n_time
+    return MCEstimate(value, se, 1.96 * se, n, n_time, centres, means)
+
+
+def chi2_isotropic_gaussian(mean_p, std_p, mean_q, std_q):
+    r"""Pearson :math:`\chi^2(P\|Q) = \int (P - Q)^2/Q\,dx` (Eq. 78) between isotropic Gaussians
+    :math:`P = \mathcal N(\mu_P, s_P^2 I)`, :math:`Q = \mathcal N(\mu_Q, s_Q^2 I)` in :math:`\mathbb R^d`:
+
+    .. math:: \chi^2 = \Big(\frac{s_Q^2}{s_P\sqrt{2s_Q^2 - s_P^2}}\Big)^d
+              \exp\frac{\|\mu_P - \mu_Q\|^2}{2s_Q^2 - s_P^2} - 1,
+
+    finite only if :math:`s_P^2 < 2s_Q^2` (``inf`` otherwise). ``mean_*``: ``(d,)``; ``std_*``
+    scalars (length units). Computed as ``expm1`` of the logarithm (precise for small χ²).
+    """
+    mp, mq = jnp.atleast_1d(mean_p), jnp.atleast_1d(mean_q)
+    d = mp.shape[-1]
+    den = 2 * std_q**2 - std_p**2
+    safe = jnp.where(den > 0, den, 1.0)
+    log_ratio = d * (2 * jnp.log(std_q) - jnp.log(std_p) - 0.5 * jnp.log(safe))
+    val = jnp.expm1(log_ratio + jnp.sum((mp - mq) ** 2, -1) / safe)
+    return jnp.where(den > 0, val, jnp.inf)
+
+
+def _single_gaussian(p):
+    return isinstance(p, GaussianMixture) and p.means.ndim == 2 and p.weights.shape[0] == 1
+
+
+def chi2_divergence(p_tilde, p, key=None, n: int | None = None):
+    r""":math:`D_0 = \chi^2(\tilde P\|P) = \int(\tilde P - P)^2/P\,dx` (Eq. 78), dimensionless.
+
+    Closed form (:func:`chi2_isotropic_gaussian`, ``stderr = 0``) when both are one-component
+    isotropic :class:`jaxsa.GaussianMixture` s in d dimensions; otherwise Monte Carlo over ``n``
+    samples of ``p``: :math:`\chi^2 = \mathbb E_P[(\tilde P/P - 1)^2]`, with the standard error of
+    the mean (heavy-tailed when the ratio is: check that it is small against the value).
+
+    Args:
+        p_tilde, p: densities with ``log_density(x)`` (and ``p.sample(key, shape)``), e.g.
+            :class:`jaxsa.GaussianMixture` or :meth:`EmpiricalPath.marginal`.
+        key, n: PRNG key and sample count (>= 2) for the Monte-Carlo case.
+
+    Returns:
+        :class:`MCEstimate`.
+    """
+    if _single_gaussian(p_tilde) and _single_gaussian(p):
+        if p_tilde.means.shape != p.means.shape:
+            raise ValueError(f"chi2_divergence: dimensions differ: {p_tilde.means.shape[1]} and "
+                             f"{p.means.shape[1]}.")
+        val = chi2_isotropic_gaussian(p_tilde.means[0], p_tilde.scales[0], p.means[0], p.scales[0])
+        z = jnp.zeros_like(val)
+        return MCEstimate(val, z, z, 0)
+    if key is None or n is None or int(n) != n or n < 2:
+        raise ValueError("chi2_divergence: the Monte-Carlo case needs a PRNG `key` and `n` >= 2 "
+                         f"samples (got n={n!r}).")
+    x = p.sample(key, (int(n),))
+    lr = p_tilde.log_density(x) - p.log_density(x)
+    sq = jnp.expm1(lr) ** 2
+    val = jnp.mean(sq)
+    se = jnp.std(sq, ddof=1) / jnp.sqrt(n)
+    return MCEstimate(val, se, 1.96 * se, int(n))
+
+
+def gaussian_path_c2(schedule: Schedule, mean, std, n_nodes: int = 64):
+    r""":math:`c_2 = \int_0^\tau v_2^2 dt` for Gaussian data :math:`\mathcal N(\mu, s^2 I)`
+    (SPEC §3, §4): :math:`P_t = \mathcal N(m_t\mu, s_t^2 I)`, :math:`s_t^2 = \sigma_t^2 + m_t^2s^2`,
+    the velocity is affine, :math:`\nu_t = \dot m_t\mu + (\dot s_t/s_t)(x - m_t\mu)`, and
+    :math:`\mathbb E\|\nu_t\|^2 = \dot m_t^2\|\mu\|^2 + d\,\dot s_t^2`. Gauss–Legendre in time
+    (``n_nodes`` nodes; the integrand is smooth for ``s > 0``). A reference for tests.
+    """
+    mean = jnp.atleast_1d(jnp.asarray(mean))
+    d = mean.shape[-1]
+    x, w = np.polynomial.legendre.leggauss(n_nodes)
+    tau = schedule.tau
+    t = 0.5 * tau * (jnp.asarray(x) + 1)
+    v = schedule.values(t)
+    st2 = v.sigma_sq + v.m**2 * std**2
+    dst = (v.sigma_dsigma + v.m * v.dm * std**2) / jnp.sqrt(st2)
+    rate = v.dm**2 * jnp.sum(mean**2) + d * dst**2
+    return 0.5 * tau * jnp.sum(jnp.asarray(w) * rate)
