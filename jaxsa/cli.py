@@ -211,6 +211,7 @@ def _cmd_reproduce(args) -> int:
     settings = _settings_from_args(args)
     for n in todo:
         FIGURES[n](args.out, settings)
+    print(f"wrote {__import__('jaxsa.report_html').report_html.write_index(args.out)}")
     return 0
 
 
