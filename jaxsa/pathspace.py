@@ -42,6 +42,7 @@ window ``[t0, t1]`` with :math:`0 < T_t < \infty`.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import diffrax
@@ -69,6 +70,19 @@ def _f(x):
     return jnp.asarray(x, jnp.result_type(float))
 
 
+def _jit_method(fn):
+    """``eqx.filter_jit`` with positional Python numbers turned into arrays first, so that a
+    method called at many times ``t`` compiles once (filter_jit treats Python scalars as static)."""
+    jitted = eqx.filter_jit(fn)
+
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        args = tuple(_f(a) if isinstance(a, (int, float)) else a for a in args)
+        return jitted(self, *args, **kwargs)
+
+    return wrapper
+
+
 def _lyapunov_sym(cov, rhs):
     """Symmetric ``S`` with ``S cov + cov S = rhs`` (eigenbasis of ``cov``)."""
     lam, V = jnp.linalg.eigh(cov)
@@ -83,7 +97,7 @@ class _Process(eqx.Module):
     def dim(self) -> int:
         raise NotImplementedError
 
-    @eqx.filter_jit
+    @_jit_method
     def grad_potential(self, t, x):
         """:math:`\\nabla\\phi_t(x)`: the gradient part of :math:`\\nu_t` in :math:`L^2(P_t)`."""
         return self.velocity(t, x)
@@ -96,14 +110,14 @@ class _Process(eqx.Module):
 class _GaussianProcess(_Process):
     """Linear force :math:`f_t = A_tx + b_t`, Gaussian marginals from :meth:`moments`."""
 
-    @eqx.filter_jit
+    @_jit_method
     def moments(self, t):
         raise NotImplementedError
 
     def linear_force(self, t):
         raise NotImplementedError
 
-    @eqx.filter_jit
+    @_jit_method
     def moment_rates(self, t):
         """``(mean, cov, dmean, dcov)`` at ``t`` (derivatives by forward-mode autodiff)."""
         t = _f(t)
@@ -121,24 +135,24 @@ class _GaussianProcess(_Process):
     def div_force(self, t, x):
         return jnp.trace(self.linear_force(t)[0])
 
-    @eqx.filter_jit
+    @_jit_method
     def log_density(self, t, x):
         mu, cov = self.moments(t)
         return jax.scipy.stats.multivariate_normal.logpdf(x, mu, cov)
 
-    @eqx.filter_jit
+    @_jit_method
     def velocity(self, t, x):
         """:math:`\\nu_t(x) = A_tx + b_t + T_t\\Sigma_t^{-1}(x-\\mu_t)` (length/time)."""
         mu, cov = self.moments(t)
         return self.force(t, x) + self.temperature(t) * jnp.linalg.solve(cov, x - mu)
 
-    @eqx.filter_jit
+    @_jit_method
     def grad_potential(self, t, x):
         """:math:`\\nabla\\phi_t(x) = S_t(x-\\mu_t) + \\dot\\mu_t`, :math:`S\\Sigma+\\Sigma S = \\dot\\Sigma`."""
         mu, cov, dmu, dcov = self.moment_rates(t)
         return _lyapunov_sym(cov, dcov) @ (x - mu) + dmu
 
-    @eqx.filter_jit
+    @_jit_method
     def T_entropy_rate(self, t):
         """:math:`T\\dot S^{tot} = \\mathrm{tr}(B\\Sigma B^\\top) + \\|\\dot\\mu\\|^2`, :math:`B = A + T\\Sigma^{-1}`."""
         _, cov, dmu, _ = self.moment_rates(t)
@@ -146,7 +160,7 @@ class _GaussianProcess(_Process):
         B = A + self.temperature(t) * jnp.linalg.inv(cov)
         return jnp.trace(B @ cov @ B.T) + dmu @ dmu
 
-    @eqx.filter_jit
+    @_jit_method
     def v2_sq(self, t):
         """:math:`v_2^2 = \\mathrm{tr}(S\\Sigma S) + \\|\\dot\\mu\\|^2` (Eq. 66)."""
         _, cov, dmu, dcov = self.moment_rates(t)
@@ -169,7 +183,7 @@ class _GaussianProcess(_Process):
         L = jnp.linalg.cholesky(cov)
         return mu + jnp.asarray(Z, mu.dtype) @ L.T, jnp.asarray(W, mu.dtype)
 
-    @eqx.filter_jit
+    @_jit_method
     def w2(self, t0, t1):
         """:math:`W_2(P_{t_0}, P_{t_1})` (Eq. 59)."""
         from jaxsa.metrics import w2_gaussian
@@ -219,7 +233,14 @@ class OrnsteinUhlenbeck(_GaussianProcess):
     def linear_force(self, t):
         return self.A, self.b
 
-    @eqx.filter_jit
+    @_jit_method
+    def moment_rates(self, t):
+        """``(mean, cov, dmean, dcov)``: :math:`\\dot\\mu = A\\mu + b`, :math:`\\dot\\Sigma = A\\Sigma + \\Sigma A^\\top + 2TI`."""
+        mu, cov = self.moments(t)
+        dcov = self.A @ cov + cov @ self.A.T + 2 * self.T * jnp.eye(self.dim, dtype=cov.dtype)
+        return mu, cov, self.A @ mu + self.b, dcov
+
+    @_jit_method
     def moments(self, t):
         d = self.A.shape[0]
         eye = jnp.eye(d, dtype=self.A.dtype)
@@ -268,7 +289,7 @@ class GaussianGeodesic(_GaussianProcess):
         s = t / self.tau
         return self.mean0 + s * (self.mean1 - self.mean0), self.std0 + s * (self.std1 - self.std0)
 
-    @eqx.filter_jit
+    @_jit_method
     def moments(self, t):
         mu, sd = self._ms(t)
         return mu, sd**2 * jnp.eye(self.dim, dtype=mu.dtype)
@@ -310,21 +331,21 @@ class DiffusionProcess(_Process):
     def temperature(self, t):
         return self.path.schedule.temperature(t)
 
-    @eqx.filter_jit
+    @_jit_method
     def velocity(self, t, x):
         return self._out(self.path.velocity(t, self._in(x)))
 
-    @eqx.filter_jit
+    @_jit_method
     def log_density(self, t, x):
         return self.path.log_density(t, self._in(x))
 
-    @eqx.filter_jit
+    @_jit_method
     def T_entropy_rate(self, t):
         from jaxsa.dissipation import v2_sq
 
         return v2_sq(self.path, t)
 
-    @eqx.filter_jit
+    @_jit_method
     def v2_sq(self, t):
         return self.T_entropy_rate(t)
 
@@ -341,7 +362,7 @@ class DiffusionProcess(_Process):
         W = marg.weights[:, None] * jnp.asarray(w / math.sqrt(2 * math.pi))
         return x.reshape(-1, 1), W.ravel()
 
-    @eqx.filter_jit
+    @_jit_method
     def w2(self, t0, t1, n_quantiles: int = 4096, z_max: float = 8.5):
         """:math:`W_2(P_{t_0}, P_{t_1})` by the 1D quantile formula (Eq. 52)."""
         from jaxsa.relations import quantile_nodes
@@ -426,29 +447,27 @@ def mean_ci(samples, z: float = 3.0):
     return float(jnp.mean(s)), float(z * jnp.std(s, ddof=1) / math.sqrt(s.shape[0]))
 
 
-def _one_path(process, key, x0, t0, t1, n_steps):
-    d = process.dim
+class _EnsembleNoise(diffrax.ControlTerm):
+    """Diffusion of a whole ensemble: per-path ``(p, d)`` matrices times per-path ``(d,)``
+    Brownian increments (batched matrix-vector product)."""
 
-    def drift(t, y, args):
-        x = y[:d]
-        T = process.temperature(t)
-        nu, f = process.velocity(t, x), process.force(t, x)
-        return jnp.concatenate([f, jnp.stack([nu @ nu / T, f @ f / T + process.div_force(t, x)])])
+    def prod(self, vf, control):
+        return jnp.einsum("npd,nd->np", vf, control)
 
-    def diffusion(t, y, args):
-        x = y[:d]
-        T = process.temperature(t)
-        nu, f = process.velocity(t, x), process.force(t, x)
-        c = jnp.sqrt(2.0 / T)
-        return jnp.concatenate([jnp.sqrt(2 * T) * jnp.eye(d, dtype=x.dtype), c * nu[None], c * f[None]])
 
-    bm = diffrax.UnsafeBrownianPath(shape=(d,), key=key)
-    terms = diffrax.MultiTerm(diffrax.ODETerm(drift), diffrax.ControlTerm(diffusion, bm))
-    y0 = jnp.concatenate([x0, jnp.zeros(2, x0.dtype)])
-    sol = diffrax.diffeqsolve(terms, diffrax.Euler(), t0, t1, (t1 - t0) / n_steps, y0,
-                              saveat=diffrax.SaveAt(t1=True), max_steps=n_steps + 2,
-                              adjoint=diffrax.ForwardMode())
-    return sol.ys[-1]
+def _solve_ensemble(drift, diffusion, key, y0, t0, t1, n_steps, d, saveat):
+    """One diffrax Euler–Maruyama solve for an ensemble ``y0`` of shape ``(n_paths, p)``.
+
+    The time is shared by all trajectories, so the marginal's moments are computed once per
+    step; ``drift``/``diffusion`` act on one trajectory and are vmapped over the ensemble."""
+    n = y0.shape[0]
+    bm = diffrax.UnsafeBrownianPath(shape=(n, d), key=key)
+    terms = diffrax.MultiTerm(
+        diffrax.ODETerm(lambda t, y, a: jax.vmap(lambda z: drift(t, z))(y)),
+        _EnsembleNoise(lambda t, y, a: jax.vmap(lambda z: diffusion(t, z))(y), bm))
+    return diffrax.diffeqsolve(terms, diffrax.Euler(), t0, t1, (t1 - t0) / n_steps, y0,
+                               saveat=saveat, max_steps=n_steps + 2,
+                               adjoint=diffrax.ForwardMode()).ys
 
 
 def simulate_langevin(process, key, n_paths: int, t0, t1, n_steps: int = 200, x0=None,
@@ -457,10 +476,13 @@ def simulate_langevin(process, key, n_paths: int, t0, t1, n_steps: int = 200, x0
 
     Args:
         process: a process of this module (or a :class:`jaxsa.DiffusionPath`).
-        key: PRNG key; trajectory ``i`` uses ``split(key, n_paths)[i]``.
+        key: PRNG key (split into the start points' key and the Brownian motion's key).
         n_paths, n_steps: trajectories and fixed steps on ``[t0, t1]``.
         x0: ``(n_paths, d)`` start points (default: samples of :math:`P_{t_0}`).
         n_save: number of equally spaced save times including both ends.
+
+    The ensemble is one diffrax solve (drift and diffusion vmapped over trajectories, one
+    ``(n_paths, d)`` Brownian motion), so per-time work is shared by all trajectories.
 
     Returns ``(ts, xs)``: ``(n_save,)`` times and ``(n_paths, n_save, d)`` positions.
     """
@@ -473,19 +495,22 @@ def simulate_langevin(process, key, n_paths: int, t0, t1, n_steps: int = 200, x0
     if x0.shape != (n_paths, process.dim):
         raise ValueError(f"`x0` must have shape {(n_paths, process.dim)}, got {x0.shape}.")
     ts = jnp.linspace(_f(t0), _f(t1), n_save)
+    return ts, _simulate(process, kp, x0, ts, n_steps)
+
+
+@eqx.filter_jit
+def _simulate(process, key, x0, ts, n_steps):
     d = process.dim
 
-    def one(k, x):
-        bm = diffrax.UnsafeBrownianPath(shape=(d,), key=k)
-        terms = diffrax.MultiTerm(
-            diffrax.ODETerm(lambda t, y, a: process.force(t, y)),
-            diffrax.ControlTerm(lambda t, y, a: jnp.sqrt(2 * process.temperature(t))
-                                * jnp.eye(d, dtype=y.dtype), bm))
-        return diffrax.diffeqsolve(terms, diffrax.Euler(), ts[0], ts[-1], (ts[-1] - ts[0]) / n_steps,
-                                   x, saveat=diffrax.SaveAt(ts=ts), max_steps=n_steps + 2,
-                                   adjoint=diffrax.ForwardMode()).ys
+    def drift(t, x):
+        return process.force(t, x)
 
-    return ts, jax.jit(jax.vmap(one))(jax.random.split(kp, n_paths), x0)
+    def diffusion(t, x):
+        return jnp.sqrt(2 * process.temperature(t)) * jnp.eye(d, dtype=x.dtype)
+
+    ys = _solve_ensemble(drift, diffusion, key, x0, ts[0], ts[-1], n_steps, d,
+                         diffrax.SaveAt(ts=ts))
+    return jnp.swapaxes(ys, 0, 1)
 
 
 def path_entropy(process, key, n_paths: int, t0, t1, n_steps: int = 200) -> PathEntropy:
@@ -493,8 +518,8 @@ def path_entropy(process, key, n_paths: int, t0, t1, n_steps: int = 200) -> Path
 
     The SDE is augmented with the two stochastic integrals of the module docstring and solved
     by diffrax Euler–Maruyama (``n_steps`` fixed steps, the same Brownian increments for the
-    position and the integrals), vmapped over ``jax.random.split(key, n_paths)``; start points
-    are drawn from :math:`P_{t_0}`.
+    position and the integrals; drift and diffusion vmapped over the trajectories of one
+    ensemble solve); start points are drawn from :math:`P_{t_0}` with a key split from ``key``.
 
     Example::
 
@@ -507,13 +532,28 @@ def path_entropy(process, key, n_paths: int, t0, t1, n_steps: int = 200) -> Path
         raise ValueError(f"`n_paths` must be >= 2 and `n_steps` >= 1; got {n_paths}, {n_steps}.")
     k0, kp = jax.random.split(key)
     x0 = process.sample(k0, t0, n_paths)
-    return _path_entropy_run(process, jax.random.split(kp, n_paths), x0, _f(t0), _f(t1), n_steps)
+    return _path_entropy_run(process, kp, x0, _f(t0), _f(t1), n_steps)
 
 
 @eqx.filter_jit
-def _path_entropy_run(process, keys, x0, t0, t1, n_steps):
-    y = jax.vmap(lambda k, x: _one_path(process, k, x, t0, t1, n_steps))(keys, x0)
+def _path_entropy_run(process, key, x0, t0, t1, n_steps):
     d = process.dim
+
+    def drift(t, y):
+        x = y[:d]
+        T = process.temperature(t)
+        nu, f = process.velocity(t, x), process.force(t, x)
+        return jnp.concatenate([f, jnp.stack([nu @ nu / T, f @ f / T + process.div_force(t, x)])])
+
+    def diffusion(t, y):
+        x = y[:d]
+        T = process.temperature(t)
+        nu, f = process.velocity(t, x), process.force(t, x)
+        c = jnp.sqrt(2.0 / T)
+        return jnp.concatenate([jnp.sqrt(2 * T) * jnp.eye(d, dtype=x.dtype), c * nu[None], c * f[None]])
+
+    y0 = jnp.concatenate([x0, jnp.zeros((x0.shape[0], 2), x0.dtype)], axis=1)
+    y = _solve_ensemble(drift, diffusion, key, y0, t0, t1, n_steps, d, diffrax.SaveAt(t1=True))[-1]
     x1 = y[:, :d]
     s_sys = jax.vmap(lambda a: process.log_density(t0, a))(x0) - \
         jax.vmap(lambda a: process.log_density(t1, a))(x1)

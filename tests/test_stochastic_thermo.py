@@ -37,12 +37,16 @@ def test_ou_moments_and_rates_closed_form():
         e = math.exp(-t)
         np.testing.assert_allclose(mu[0], 1.5 * e, rtol=1e-12)
         np.testing.assert_allclose(cov[0, 0], 0.25 * e**2 + 0.5 * (1 - e**2), rtol=1e-12)
-    # the autodiff moment rates obey the Lyapunov equation; rates agree with jaxsa.thermo
+    # the matrix-exponential moments solve the moment equations (centred differences);
+    # rates agree with jaxsa.thermo's independent closed form
     q = ou_rot()
+    h = 1e-5
     for t in (0.2, 0.9):
-        _, cov, _, dcov = q.moment_rates(t)
-        np.testing.assert_allclose(dcov, q.A @ cov + cov @ q.A.T + 2 * q.T * jnp.eye(2), atol=1e-12)
-        ref = ou_gaussian_rates(q.A, q.T, q.cov0, t)
+        _, _, dmu, dcov = q.moment_rates(t)
+        (mp, cp), (mm, cm) = q.moments(t + h), q.moments(t - h)
+        np.testing.assert_allclose(dcov, (cp - cm) / (2 * h), atol=1e-8)
+        np.testing.assert_allclose(dmu, (mp - mm) / (2 * h), atol=1e-8)
+        ref = jax.jit(ou_gaussian_rates)(q.A, q.T, q.cov0, jnp.asarray(t))
         np.testing.assert_allclose(q.T_entropy_rate(t), ref.T_total, rtol=1e-10)
         np.testing.assert_allclose(q.v2_sq(t), ref.v2_sq, rtol=1e-10)
         assert float(ref.housekeeping) > 1e-3  # genuinely non-conservative
@@ -134,10 +138,11 @@ def test_speed_limit_strict_off_geodesic():
 
 # ---- uncertainty relation (Eqs. 72–76) and v1 <= v2 ------------------------------------------
 def _observables():
-    return [lambda x: jnp.sin(x[0]) + x[-1] ** 2, lambda x: jnp.tanh(x @ x)]
+    return [lambda x: jnp.sin(x[0]) + x[-1] ** 2]
 
 
-@pytest.mark.parametrize("which", ["ou_rot", "cosine", "cond-ot"])
+@pytest.mark.parametrize("which", ["ou_rot", "cosine",
+                                   pytest.param("cond-ot", marks=pytest.mark.slow)])
 def test_uncertainty_relation(which):
     if which == "ou_rot":
         proc, t = ou_rot(), 0.4
@@ -204,6 +209,7 @@ def test_conditional_kinetic_energy_closed_forms_and_optimality():
         jaxsa.conditional_kinetic_energy(jaxsa.CondOT(), 0)
 
 
+@pytest.mark.slow  # a cross-check of the estimator (~10 s of compilation)
 def test_kinetic_monte_carlo_matches_1d_quadrature():
     # isotropic Gaussian data separates by coordinate: c2(d) = d · c2(1D) (dissipation.speed_cost)
     d, s = 3, 0.7
