@@ -211,7 +211,8 @@ def _cmd_reproduce(args) -> int:
     settings = _settings_from_args(args)
     for n in todo:
         FIGURES[n](args.out, settings)
-    print(f"wrote {__import__('jaxsa.report_html').report_html.write_index(args.out)}")
+    from jaxsa.report_html import write_index  # the results page: figures, tables, provenance
+    print(f"wrote {write_index(args.out)}")
     return 0
 
 
