@@ -69,6 +69,26 @@ from jaxsa.thermo import flux_entropy_rates as flux_entropy_rates
 from jaxsa.thermo import gradient_projection as gradient_projection
 from jaxsa.thermo import ou_gaussian_rates as ou_gaussian_rates
 
+from jaxsa.ddim import ddim_coordinates as ddim_coordinates
+from jaxsa.ddim import ddim_inverse as ddim_inverse
+from jaxsa.ddim import ddim_path as ddim_path
+from jaxsa.ddim import ddim_schedule as ddim_schedule
+from jaxsa.ddim import ddim_velocity as ddim_velocity
+from jaxsa.kinetic import conditional_kinetic_energy as conditional_kinetic_energy
+from jaxsa.kinetic import kinetic_c2_monte_carlo as kinetic_c2_monte_carlo
+from jaxsa.kinetic import point_cloud_data as point_cloud_data
+from jaxsa.pathspace import DiffusionProcess as DiffusionProcess
+from jaxsa.pathspace import GaussianGeodesic as GaussianGeodesic
+from jaxsa.pathspace import OrnsteinUhlenbeck as OrnsteinUhlenbeck
+from jaxsa.pathspace import PathEntropy as PathEntropy
+from jaxsa.pathspace import entropy_production as entropy_production
+from jaxsa.pathspace import path_entropy as path_entropy
+from jaxsa.pathspace import simulate_langevin as simulate_langevin
+from jaxsa.speed_limits import SpeedLimit as SpeedLimit
+from jaxsa.speed_limits import observable_speed_sq as observable_speed_sq
+from jaxsa.speed_limits import optimal_observable_gradient as optimal_observable_gradient
+from jaxsa.speed_limits import speed_limit as speed_limit
+from jaxsa.speed_limits import w1_speed as w1_speed
 from jaxsa.optimize import optimize_schedule as optimize_schedule
 from jaxsa.sweep import SweepSpec as SweepSpec
 from jaxsa.sweep import run_sweep as run_sweep

@@ -271,6 +271,8 @@ def _cmd_reproduce(args) -> int:
     settings = _settings_from_args(args)
     for n in todo:
         FIGURES[n](args.out, settings)
+    from jaxsa.report_html import write_index  # the results page: figures, tables, provenance
+    print(f"wrote {write_index(args.out)}")
     return 0
 
 

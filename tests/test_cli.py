@@ -56,3 +56,12 @@ def test_unknown_figure_is_a_clear_error():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "unknown figure" in proc.stderr and "fig4" in proc.stderr
+
+
+def test_reproduce_writes_results_page(fig4_run):
+    from test_report_html import check_index
+
+    out, proc = fig4_run
+    page = check_index(str(out))
+    assert {"fig4", "fig5"} <= set(page.figures) and "table-fig4" in page.tables
+    assert "index.html" in proc.stdout

@@ -1,0 +1,156 @@
+r"""Thermodynamic speed limit and uncertainty relations (SPEC §2, Eqs. 66–76).
+
+For the processes of :mod:`jaxsa.pathspace` (or a :class:`jaxsa.DiffusionPath`):
+
+* :func:`speed_limit` — for a constant temperature :math:`T` (Eq. 68)
+
+  .. math:: S^{tot}_\tau \;\ge\; \frac{L_\tau^2}{\tau T} \;\ge\; \frac{W_2(P_0, P_\tau)^2}{\tau T},
+            \qquad L_\tau = \int v_2\,dt,
+
+  with equality on the :math:`W_2` geodesic at constant speed (Eqs. 69–70;
+  :class:`jaxsa.pathspace.GaussianGeodesic`);
+* :func:`observable_speed_sq` — the speed of an observable ``r`` (Eqs. 72–76)
+
+  .. math:: v_r(t)^2 = \frac{(\partial_t\mathbb E_{P_t}[r])^2}{\mathbb E_{P_t}[\|\nabla r\|^2]}
+            \le v_2(t)^2,
+
+  with :math:`\partial_t\mathbb E_{P_t}[r] = \mathbb E_{P_t}[\nabla r\cdot\nu_t]` (continuity
+  equation); tight for the optimal observable :math:`\nabla r^* \propto \nabla\phi_t`, the gradient
+  part of :math:`\nu_t` (:func:`optimal_observable_gradient`);
+* :func:`w1_speed` — :math:`v_1(t) = \lim W_1(P_t, P_{t+\Delta t})/\Delta t = \int|\nu_tP_t|dx` in 1D,
+  and :math:`v_1 \le v_2` (Cauchy–Schwarz).
+
+Expectations over :math:`P_t` use the processes' Gauss–Hermite quadrature (exact for
+polynomials of Gaussians; spectrally accurate for smooth observables).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsa.pathspace import _as_process, _check_window, _entropy_production, _f, _gauss_legendre
+
+__all__ = ["SpeedLimit", "speed_limit", "observable_speed_sq", "optimal_observable_gradient",
+           "w1_speed"]
+
+
+class SpeedLimit(eqx.Module):
+    """Terms of Eq. 68 on ``[t0, t1]`` (``tau = t1 - t0``; scalars, dimensionless unless noted).
+
+    ``S_tot`` (:math:`k_B`), ``length`` :math:`L_\\tau` and ``w2`` :math:`W_2(P_{t_0}, P_{t_1})`
+    (length), ``length_bound`` :math:`L^2/(\\tau T)`, ``w2_bound`` :math:`W_2^2/(\\tau T)`,
+    ``T`` the constant temperature, ``tau``.
+    """
+
+    S_tot: jax.Array
+    length: jax.Array
+    w2: jax.Array
+    length_bound: jax.Array
+    w2_bound: jax.Array
+    T: jax.Array
+    tau: jax.Array
+
+    def holds(self, rtol: float = 1e-9) -> bool:
+        """Eq. 68 up to relative round-off ``rtol``."""
+        s, lb, wb = float(self.S_tot), float(self.length_bound), float(self.w2_bound)
+        return s >= lb * (1 - rtol) and lb >= wb * (1 - rtol)
+
+
+def speed_limit(process, t0, t1, n_gauss: int = 64, rtol_T: float = 1e-9) -> SpeedLimit:
+    """The thermodynamic speed limit Eq. 68 for a constant-temperature process.
+
+    Args:
+        process: a process of :mod:`jaxsa.pathspace` or a :class:`jaxsa.DiffusionPath`.
+        t0, t1: the window (``tau = t1 - t0``).
+        n_gauss: Gauss–Legendre nodes for :math:`S^{tot}` and :math:`L_\\tau`.
+        rtol_T: relative tolerance of the constant-temperature check.
+
+    Raises ``ValueError`` if :math:`T_t` is not constant on the window (Eq. 68 needs it).
+
+    Example::
+
+        sl = speed_limit(GaussianGeodesic([0.], 1., [2.], .5, T=.3), 0., 1.)
+        sl.S_tot, sl.length_bound, sl.w2_bound      # all equal on the geodesic
+    """
+    process = _as_process(process)
+    _check_window(process, t0, t1)
+    T, S, L, W = _speed_limit_terms(process, _f(t0), _f(t1), n_gauss)
+    if not np.allclose(np.asarray(T), float(T[0]), rtol=rtol_T, atol=0):
+        raise ValueError("speed_limit: Eq. 68 needs a constant temperature on [t0, t1]; got T_t "
+                         f"from {float(T.min()):.6g} to {float(T.max()):.6g}.")
+    T = T[0]
+    tau = _f(t1) - _f(t0)
+    return SpeedLimit(S, L, W, L**2 / (tau * T), W**2 / (tau * T), T, tau)
+
+
+@eqx.filter_jit
+def _speed_limit_terms(process, t0, t1, n_gauss):
+    ts, w = _gauss_legendre(t0, t1, n_gauss)
+    T = jax.vmap(process.temperature)(ts)
+    S = _entropy_production(process, t0, t1, n_gauss)
+    L = jnp.sum(w * jnp.sqrt(jax.vmap(process.v2_sq)(ts)))
+    return T, S, L, process.w2(t0, t1)
+
+
+def _expect(process, t, fn, n_quadrature):
+    x, w = process.quadrature(t, n_quadrature)
+    return jnp.sum(w * jax.vmap(fn)(x))
+
+
+def observable_speed_sq(process, t, observable, n_quadrature: int = 64, gradient: bool = False):
+    """:math:`v_r(t)^2 = (\\mathbb E[\\nabla r\\cdot\\nu_t])^2/\\mathbb E[\\|\\nabla r\\|^2]` (Eqs. 72–76;
+    length²/time²).
+
+    Args:
+        process: a process of :mod:`jaxsa.pathspace` or a :class:`jaxsa.DiffusionPath`.
+        t: scalar time.
+        observable: ``r(x)`` for one point ``x`` of shape ``(d,)``, returning a scalar
+            (differentiated with ``jax.grad``); or, with ``gradient=True``, the gradient
+            ``∇r(x)`` itself, shape ``(d,)``.
+        n_quadrature: Gauss–Hermite nodes per axis (per mixture component).
+
+    Returns ``(v_r_sq, v2_sq)``: the observable's speed and :math:`v_2(t)^2`, so that
+    ``v_r_sq <= v2_sq`` is the uncertainty relation.
+    """
+    return _observable_speed_sq(_as_process(process), _f(t), observable, n_quadrature, gradient)
+
+
+@eqx.filter_jit
+def _observable_speed_sq(process, t, observable, n_quadrature, gradient):
+    grad_r = observable if gradient else jax.grad(observable)
+    num = _expect(process, t, lambda x: grad_r(x) @ process.velocity(t, x), n_quadrature)
+    den = _expect(process, t, lambda x: grad_r(x) @ grad_r(x), n_quadrature)
+    return num**2 / den, process.v2_sq(t)
+
+
+def optimal_observable_gradient(process, t):
+    """:math:`\\nabla r^*(x) = \\nabla\\phi_t(x)`, the optimal observable of Eq. 76 (up to a
+    constant factor): the projection of :math:`\\nu_t` on gradient fields in :math:`L^2(P_t)`.
+    Returns a function of one point ``(d,) -> (d,)``; pass it with ``gradient=True``."""
+    process = _as_process(process)
+    return lambda x: process.grad_potential(t, x)
+
+
+def w1_speed(process, t, n_grid: int = 20001, width: float = 12.0):
+    """:math:`v_1(t) = \\int|\\nu_t(x)|P_t(x)\\,dx` (1D; length/time): the speed of the process in
+    :math:`W_1`, since :math:`W_1(P_t, P_{t+dt}) = \\int|\\partial_tF_t|dx\\,dt` and
+    :math:`\\partial_tF_t = -\\nu_tP_t`. Trapezoid rule on ``n_grid`` points spanning ``width``
+    standard deviations either side of the quadrature nodes' range."""
+    process = _as_process(process)
+    if process.dim != 1:
+        raise ValueError("w1_speed: implemented for 1D processes.")
+    return _w1_speed(process, _f(t), n_grid, width)
+
+
+@eqx.filter_jit
+def _w1_speed(process, t, n_grid, width):
+    x, w = process.quadrature(t, 16)
+    mean = jnp.sum(w * x[:, 0])
+    sd = jnp.sqrt(jnp.sum(w * (x[:, 0] - mean) ** 2))
+    grid = jnp.linspace(mean - width * sd, mean + width * sd, n_grid)
+    f = jax.vmap(lambda y: jnp.abs(process.velocity(t, y[None])[0])
+                 * jnp.exp(process.log_density(t, y[None])))(grid)
+    return jnp.trapezoid(f, grid)
