@@ -453,7 +453,7 @@ def _hermite5(u):
 
 
 def _flow_map_trajectories(path, x_f0, x_e0, ts, rows, settings):
-    """Trajectories through the interpolated flow map (``method="flow_map"``; 1D only).
+    r"""Trajectories through the interpolated flow map (``method="flow_map"``; 1D only).
 
     In 1D the flow of the probability-flow ODE from τ to t is the monotone map
     :math:`X_t = F_{P_t}^{-1}\circ F_{P_\tau}`: it keeps every particle's level
