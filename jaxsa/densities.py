@@ -203,7 +203,7 @@ class GaussianMixture(Density):
         # Mirror the right tail onto the left one (x -> -x, means -> -means), so that only
         # ln F is ever needed: solve g(y) = ln F_mirror(y) - ln Φ(-|z|) = 0, g increasing.
         sgn = jnp.where(z > 0, -1.0, 1.0)
-        target = log_ndtr(-jnp.abs(z))
+        target = log_ndtr(sgn * z)  # = ln Φ(-|z|), with the derivative of the branch taken
         ex = (slice(None),) + (None,) * z.ndim
         mu = self.means[ex] * sgn  # (K, *batch)
         s = self.scales[ex]
@@ -219,7 +219,7 @@ class GaussianMixture(Density):
         #   F <= max_k Φ(a_k)  gives  y* >= min_k(mu_k + s_k z);
         #   F >= min_k Φ(a_k)  gives  y* <= max_k(mu_k + s_k z);
         #   w_k Φ(a_k) <= F    gives  y* <= mu_k + s_k Φ^{-1}(Φ(z)/w_k) where Φ(z) < w_k.
-        zz = -jnp.abs(z)
+        zz = sgn * z
         from jax.scipy.special import ndtri
 
         lo = jnp.min(mu + s * zz, axis=0)
@@ -254,7 +254,13 @@ class GaussianMixture(Density):
 
         width = hi - lo
         state = (jnp.zeros((), jnp.int32), lo, lo, hi, 2.0 * width, width)
-        y = jax.lax.while_loop(cond, body, state)[1]
+        y = jax.lax.stop_gradient(jax.lax.while_loop(cond, body, state)[1])
+        # Derivatives (the loop has none in reverse mode): one more Newton step from the
+        # converged root, whose value moves by round-off only and whose derivative is the
+        # implicit-function one, dy = -dg/g'.
+        g, slope = g_and_slope(y)
+        ok = jnp.isfinite(g) & jnp.isfinite(slope) & (slope > 0)
+        y = y - jnp.where(ok, g, 0.0) / jnp.where(ok, slope, 1.0)
         return sgn * y
 
     def normal_score(self, x):
