@@ -28,7 +28,7 @@ from jaxsa.empirical import EmpiricalPath as EmpiricalPath
 from jaxsa.empirical import MCEstimate as MCEstimate
 from jaxsa.empirical import chi2_divergence as chi2_divergence
 from jaxsa.empirical import chi2_isotropic_gaussian as chi2_isotropic_gaussian
-from jaxsa.empirical import entropy_production as entropy_production
+from jaxsa.empirical import entropy_production as entropy_production_mc  # noqa: F401 (d-D Monte Carlo; jaxsa.entropy_production is the path-space one)
 from jaxsa.empirical import transport_particles as transport_particles
 from jaxsa.flow import ODESettings as ODESettings
 from jaxsa.flow import solve_flow as solve_flow
