@@ -1,13 +1,15 @@
-"""The non-conservative experiment at a small resolution (slow: ~2 min on 2 cores)."""
+"""The non-conservative experiment at a small resolution (about 20 s on 2 cores)."""
 
 import numpy as np
-import pytest
 
 import jaxsa
-from jaxsa.experiments.nonconservative import NCSettings, nonconservative_records, run_nonconservative
+from jaxsa.experiments.nonconservative import (
+    NCSettings,
+    nonconservative_records,
+    run_nonconservative,
+)
 
 
-@pytest.mark.slow
 def test_rotation_keeps_marginals_and_v2_and_eq77_holds():
     with jaxsa.float64():
         out, _, _ = run_nonconservative(NCSettings(gs=(0.0, 1.0), n_cells=40, n_time=8, n_v2=1))
