@@ -63,6 +63,9 @@ from jaxsa.fokker_planck import Grid as Grid
 from jaxsa.fokker_planck import schedule_fokker_planck as schedule_fokker_planck
 from jaxsa.fokker_planck import solve_fokker_planck as solve_fokker_planck
 from jaxsa.fokker_planck import solve_transport as solve_transport
+from jaxsa.grid_relations import GridReport as GridReport
+from jaxsa.grid_relations import GridSettings as GridSettings
+from jaxsa.grid_relations import speed_accuracy_grid as speed_accuracy_grid
 from jaxsa.thermo import EntropyRates as EntropyRates
 from jaxsa.thermo import entropy_rates as entropy_rates
 from jaxsa.thermo import flux_entropy_rates as flux_entropy_rates

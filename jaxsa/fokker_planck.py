@@ -12,22 +12,29 @@ and :math:`B(z) = z/(e^z - 1)`,
 which is exact for a constant force between two cells, reduces to upwinding as
 :math:`T\to 0` and to central diffusion as :math:`f\to 0`, keeps :math:`P\ge 0` (an M-matrix
 generator) and has the discrete Gibbs state as exact null vector for a linear force. The
-method of lines is integrated with diffrax, adaptive steps: ``Kvaerno5`` (L-stable ESDIRK,
-dense Jacobian; the default in 1D) or ``Tsit5`` (explicit; the default in 2D, where a dense
-Jacobian is out of reach — the step controller then follows the diffusive stability limit).
+method of lines is integrated with diffrax, adaptive steps: ``Kvaerno5`` (L-stable ESDIRK;
+the default in 1D, where its Newton systems are solved in O(n) by
+:class:`jaxsa._banded.Tridiagonal1D` instead of a dense LU) or ``Tsit5`` (explicit; the
+default in 2D — the step controller then follows the diffusive stability limit).
 
 **Transport** :math:`\partial_t P = -\nabla\cdot(vP)` with a given velocity (the estimated
 process, SPEC §4): MUSCL reconstruction with the monotonised-central limiter, upwind face
 fluxes, dimension by dimension, and third-order SSP Runge–Kutta with a fixed step. Under
 :math:`\mathrm{CFL} = dt\sum_k \max|v_k|/dx_k \le 1/2` it is positivity preserving; a larger
-CFL is an error.
+CFL is an error. The velocity of the first stage of a step is the one of the second stage of
+the step before, carried over (two velocity evaluations per step).
+
+**Accuracy** (``tests/test_fokker_planck.py``, ``tests/test_grid_relations.py``): second order in
+``dx``; with a finite force at zero temperature (cond-OT at ``t = 0``) the flux is upwind for a
+time of order ``dx``, which costs a logarithm: O(dx² ln(1/dx)).
 
 **Schedules with** :math:`m_\tau = 0` (cond-OT, cosine): :math:`f_t = (\dot m/m)x` and
 :math:`T_t` diverge at :math:`t=\tau` while :math:`P_t` stays smooth and tends to
-:math:`\mathcal N(0,\sigma_\tau^2 I)` whatever the data. :func:`schedule_fokker_planck` integrates
-to :math:`\tau(1-\epsilon)` (L-stable, so the :math:`1/(\tau-t)` stiffness is harmless) and
-returns at :math:`t=\tau` the exact limit: the null vector of the singular part of the
-discrete generator, which for the SG flux is the discrete Gibbs state
+:math:`\mathcal N(0,\sigma_\tau^2 I)` whatever the data. :func:`schedule_fokker_planck` changes
+time to :math:`ds = dt/m_t`, in which force and temperature stay finite, carries the time as the
+log-gap :math:`-\ln((\tau - t)/\tau)` (so that the gap keeps its relative accuracy), integrates
+to :math:`\tau(1-\epsilon)` and returns at :math:`t=\tau` the exact limit: the null vector of
+the singular part of the discrete generator, which for the SG flux is the discrete Gibbs state
 :math:`\propto e^{-|x|^2/2\sigma_\tau^2}` (not a truncated solve). The jump between the two is
 reported (``endpoint_jump``).
 """
@@ -35,13 +42,16 @@ reported (``endpoint_jump``).
 from __future__ import annotations
 
 import dataclasses
+
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsa._banded import Tridiagonal1D
 from jaxsa._checks import check, is_concrete
+from jaxsa.schedules import check_schedule
 
 __all__ = [
     "Grid", "FPSettings", "FPSolution", "TransportSolution", "sg_fluxes", "divergence",
@@ -122,12 +132,20 @@ class Grid:
 
 
 def _bernoulli_coefficient(f, T, dx):
-    """:math:`(T/dx)B(f\\,dx/T) = f/(e^{Pe}-1)`: safe at Pe → 0 and at T = 0 (pure upwind)."""
+    """:math:`(T/dx)B(f\\,dx/T) = f/(e^{Pe}-1)`: safe at Pe → 0 and at T = 0 (pure upwind).
+
+    No division by a vanishing temperature: at ``T = 0`` the coefficient is the upwind limit
+    :math:`\\max(-f, 0)` (a face with ``f = 0`` and ``T = 0`` gave 0/0 under XLA's CPU
+    rewrites), and :math:`|\\mathrm{Pe}|` is clipped at 600, where :math:`B` has reached its
+    limits to round-off.
+    """
     T = jnp.maximum(T, 0.0)
-    pe = f * dx / jnp.maximum(T, 1e-300)
+    pos = T > 0
+    pe = jnp.clip(f * dx / jnp.where(pos, T, 1.0), -600.0, 600.0)
     small = jnp.abs(pe) < 1e-5
     safe_pe = jnp.where(small, 1.0, pe)
-    return jnp.where(small, (T / dx) * (1.0 - 0.5 * pe + pe**2 / 12.0), f / jnp.expm1(safe_pe))
+    sg = jnp.where(small, (T / dx) * (1.0 - 0.5 * pe + pe**2 / 12.0), f / jnp.expm1(safe_pe))
+    return jnp.where(pos, sg, jnp.maximum(-f, 0.0))
 
 
 def _pairs(p, axis):
@@ -266,9 +284,12 @@ def solve_fokker_planck(force, temperature, grid: Grid, p0, ts,
         raise ValueError(f"{name}: `ts` must be 1D with at least two times, got shape {ts.shape}.")
     p0 = _check_start(grid, jnp.asarray(p0, ts.dtype), name)
     p0 = _check_boundary(grid, p0, settings, name)
-    Ts = jax.vmap(lambda t: jnp.asarray(temperature(t), ts.dtype))(ts)
-    p0 = check(jnp.all(Ts >= 0), f"{name}: negative temperature T_t at a save time (min "
-               f"{_fmt(jnp.min(Ts))}).", p0)
+    # temperature at the save times and on 129 uniform times between the ends
+    probe = jnp.concatenate([ts, jnp.linspace(ts[0], ts[-1], 129)])
+    Ts = jax.vmap(lambda t: jnp.asarray(temperature(t), ts.dtype))(probe)
+    p0 = check(jnp.all(Ts >= 0), f"{name}: negative temperature T_t on [ts[0], ts[-1]] (min "
+               f"{_fmt(jnp.min(Ts))} at t = {_fmt_at(probe, Ts)}); the temperature must be >= 0.",
+               p0)
     # the end points must be regular (singular schedules: see schedule_fokker_planck)
     ff = [jax.vmap(lambda t: _force_faces(grid, force, t)[k])(jnp.stack([ts[0], ts[-1]])) for k in range(grid.dim)]
     ok = jnp.all(jnp.isfinite(Ts)) & jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in ff]))
@@ -295,6 +316,17 @@ def _check_solution(grid, sol, settings, name):
     return eqx.tree_at(lambda s: s.p, sol, p)
 
 
+def _ode_solver(name: str, grid: Grid):
+    """The diffrax solver; implicit ones in 1D get the O(n) tridiagonal Newton solve."""
+    if name == "auto":
+        name = "Kvaerno5" if grid.dim == 1 else "Tsit5"
+    cls = getattr(diffrax, name)
+    if grid.dim == 1 and issubclass(cls, diffrax.AbstractImplicitSolver):
+        root = diffrax.with_stepsize_controller_tols(diffrax.VeryChord)(linear_solver=Tridiagonal1D())
+        return cls(root_finder=root)
+    return cls()
+
+
 @eqx.filter_jit
 def _solve_fp_jit(force, temperature, grid, p0, ts, settings):
     return _solve_fp(force, temperature, grid, p0, ts, settings)
@@ -304,10 +336,7 @@ def _solve_fp(force, temperature, grid, p0, ts, settings):
     def rhs(t, p, args):
         return -divergence(grid, sg_fluxes(grid, p, _force_faces(grid, force, t), temperature(t)))
 
-    name = settings.solver
-    if name == "auto":
-        name = "Kvaerno5" if grid.dim == 1 else "Tsit5"
-    solver = getattr(diffrax, name)()
+    solver = _ode_solver(settings.solver, grid)
     scale = jnp.max(p0)
     ctrl = diffrax.PIDController(rtol=settings.rtol, atol=settings.atol * scale)
     span = ts[-1] - ts[0]
@@ -331,12 +360,16 @@ def schedule_fokker_planck(schedule, grid: Grid, p0, ts, settings: FPSettings = 
     :math:`t_{S} (1-\\epsilon)` and the saved density at :math:`t_S` is the exact limit,
     the discrete Gibbs state :math:`\\propto\\exp(-|x|^2/2\\sigma^2_{t_S})` scaled to the mass
     (see the module docstring); ``endpoint_jump`` reports its max distance from the
-    :math:`t_S(1-\\epsilon)` solution. Arguments and errors as :func:`solve_fokker_planck`.
+    :math:`t_S(1-\\epsilon)` solution. Arguments and errors as :func:`solve_fokker_planck`; the
+    schedule is checked first (:func:`jaxsa.check_schedule`: end conditions and Eq. 24, i.e.
+    a negative temperature is an error, not clamped).
     """
     ts = jnp.asarray(ts, dtype=jnp.result_type(float))
     name = "schedule_fokker_planck"
     p0 = _check_start(grid, jnp.asarray(p0, ts.dtype), name)
     p0 = _check_boundary(grid, p0, settings, name)
+    # SPEC §3 conditions, among them Eq. 24 (T_t >= 0): a negative temperature is an error
+    schedule = check_schedule(schedule)
     sol = _schedule_fp_jit(schedule, grid, p0, ts, settings)
     return _check_solution(grid, sol, settings, name)
 
@@ -344,10 +377,10 @@ def schedule_fokker_planck(schedule, grid: Grid, p0, ts, settings: FPSettings = 
 @eqx.filter_jit
 def _schedule_fp_jit(schedule, grid, p0, ts, settings):
     # Time change ds = dt/m_t: in s the generator is m_t(-div J_t), whose force m f = dm x and
-    # temperature m T = m sigma dsigma - sigma^2 dm stay finite where m_t = 0; t rides along.
+    # temperature m T = m sigma dsigma - sigma^2 dm stay finite where m_t = 0.
     tau = schedule.tau
     v_end = schedule.values(ts[-1])
-    singular = v_end.m == 0
+    singular = jnp.abs(v_end.m) < 1e-12  # m_tau = 0 up to round-off (cosine: cos(pi/2))
     gx, gw = (jnp.asarray(a, ts.dtype) for a in np.polynomial.legendre.leggauss(128))
 
     def s_of(t):  # s(t) = int_{t0}^t dt'/m_t' (Gauss-Legendre; used where m > 0)
@@ -360,23 +393,31 @@ def _schedule_fp_jit(schedule, grid, p0, ts, settings):
     ss = jax.vmap(s_of)(ts)
     ss = jnp.where(singular & (jnp.arange(ts.shape[0]) == ts.shape[0] - 1), s_end, ss)
 
+    # the time rides along in the state, as the log-gap y = -ln((t_end - t)/(t_end - t0)) at a
+    # singular end (dy/ds = m/(t_end - t) stays finite; relative accuracy of the gap) or as t
+    span = ts[-1] - ts[0]
+
+    def t_of(y):
+        return jnp.where(singular, ts[0] - span * jnp.expm1(-y), y)
+
     def rhs(s, y, args):
-        t, p = y
+        u, p = y
+        t = t_of(u)
         v = schedule.values(t)
         ff = tuple(grid.face_component(v.dm * grid.face_points(k), k) for k in range(grid.dim))
         mT = jnp.maximum(v.m * v.sigma_dsigma - v.sigma_sq * v.dm, 0.0)
-        return v.m, -divergence(grid, sg_fluxes(grid, p, ff, mT))
+        du = jnp.where(singular, v.m / (span * jnp.exp(-jnp.where(singular, u, 0.0))), v.m)
+        return du, -divergence(grid, sg_fluxes(grid, p, ff, mT))
 
-    name = settings.solver
-    if name == "auto":
-        name = "Kvaerno5" if grid.dim == 1 else "Tsit5"
     scale = jnp.max(p0)
     ctrl = diffrax.PIDController(rtol=settings.rtol, atol=settings.atol * scale)
+    y0 = jnp.where(singular, jnp.zeros_like(ts[0]), ts[0])
     sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(rhs), getattr(diffrax, name)(), t0=ss[0], t1=ss[-1],
-        dt0=(ss[-1] - ss[0]) * 1e-4, y0=(ts[0], p0), saveat=diffrax.SaveAt(ts=ss),
+        diffrax.ODETerm(rhs), _ode_solver(settings.solver, grid), t0=ss[0], t1=ss[-1],
+        dt0=(ss[-1] - ss[0]) * 1e-4, y0=(y0, p0), saveat=diffrax.SaveAt(ts=ss),
         stepsize_controller=ctrl, max_steps=settings.max_steps, throw=False)
-    t_saved, p = sol.ys
+    u_saved, p = sol.ys
+    t_saved = t_of(u_saved)
     x = grid.points()
     r2 = x**2 if grid.dim == 1 else jnp.sum(x**2, -1)
     gibbs = jnp.exp(-0.5 * r2 / v_end.sigma_sq)
@@ -395,7 +436,8 @@ def _schedule_fp_jit(schedule, grid, p0, ts, settings):
 # ---------------------------------------------------------------------------- transport
 class TransportSolution(eqx.Module):
     """``ts`` ``(S,)``, ``p`` ``(S,) + grid.n``, ``fluxes`` (tuple per axis, ``(S,)`` + faces:
-    the scheme's flux at the saved times), ``max_cfl``, ``mass_error``, ``min_density``."""
+    the scheme's flux at the saved times), ``max_cfl``, ``mass_error``, ``min_density``,
+    ``boundary_mass`` (largest mass in the boundary cells over the saved times)."""
 
     ts: jax.Array
     p: jax.Array
@@ -403,6 +445,7 @@ class TransportSolution(eqx.Module):
     max_cfl: jax.Array
     mass_error: jax.Array
     min_density: jax.Array
+    boundary_mass: jax.Array
 
 
 def _mc_slope(p, axis):
@@ -433,7 +476,8 @@ def transport_fluxes(grid: Grid, p, vel_faces):
 
 
 def solve_transport(velocity, grid: Grid, p_start, t_start, t_end, n_steps: int,
-                    save_every: int = 1, cfl_max: float = 0.5) -> TransportSolution:
+                    save_every: int = 1, cfl_max: float = 0.5,
+                    mass_tol: float = 1e-7) -> TransportSolution:
     """Continuity equation :math:`\\partial_t P = -\\nabla\\cdot(v_t P)` (no diffusion) on ``grid``.
 
     Integrates from ``t_start`` to ``t_end`` (either direction; the estimated process runs
@@ -445,18 +489,26 @@ def solve_transport(velocity, grid: Grid, p_start, t_start, t_end, n_steps: int,
         grid, p_start: :class:`Grid` and starting density (shape ``grid.n``).
         t_start, t_end: times (scalars, may be traced); ``n_steps``, ``save_every``: static.
         cfl_max: largest allowed :math:`|dt|\\sum_k\\max|v_k|/dx_k` (1/2 keeps positivity).
+        mass_tol: largest mass allowed in the boundary cells at the saved times (the
+            boundary faces carry no flux, so mass driven there would pile up silently).
 
     Raises:
         ValueError: a time step too coarse for stability (CFL above ``cfl_max`` at some
-            step; at run time through ``equinox.error_if`` under jit), bad shapes.
+            stage), a grid that does not hold the mass (boundary cells above ``mass_tol``), a
+            negative start (at run time through ``equinox.error_if`` under jit), bad shapes.
     """
     if n_steps % save_every:
         raise ValueError(f"solve_transport: `n_steps` ({n_steps}) must be a multiple of `save_every`.")
     if tuple(jnp.shape(p_start)) != grid.n:
         raise ValueError(f"solve_transport: `p_start` must have shape {grid.n}, got {jnp.shape(p_start)}.")
+    p_start = jnp.asarray(p_start, jnp.result_type(float))
+    p_start = check(jnp.all(p_start >= 0), "solve_transport: `p_start` must be non-negative.", p_start)
     sol = _transport_jit(velocity, grid, p_start, t_start, t_end, n_steps, save_every)
     p = check(sol.max_cfl <= cfl_max, f"solve_transport: time step too coarse for stability: CFL "
               f"{_fmt(sol.max_cfl)} > cfl_max = {cfl_max:g}; increase `n_steps`.", sol.p)
+    p = check(sol.boundary_mass <= mass_tol, f"solve_transport: the grid does not hold the mass: "
+              f"{_fmt(sol.boundary_mass)} lies in the boundary cells at a saved time (> mass_tol = "
+              f"{mass_tol:g}); widen the grid.", p)
     return eqx.tree_at(lambda s: s.p, sol, p)
 
 
@@ -471,28 +523,31 @@ def _transport_jit(velocity, grid, p_start, t_start, t_end, n_steps, save_every)
     def vfaces(t):
         return _force_faces(grid, velocity, t)
 
-    def rate(t, p):
-        v = vfaces(t)
-        return -sgn * divergence(grid, transport_fluxes(grid, p, tuple(sgn * a for a in v))), v
+    def rate(v, p):
+        return -sgn * divergence(grid, transport_fluxes(grid, p, tuple(sgn * a for a in v)))
 
+    def speed(v):
+        return sum(jnp.max(jnp.abs(v[k])) / grid.dx[k] for k in range(grid.dim)) * jnp.abs(dt)
+
+    # the first stage of a step is at the time of the second stage of the step before: its
+    # velocity is carried over, so each step evaluates the velocity field twice, not three times
     def step(carry, i):
-        p, cfl = carry
+        p, cfl, v0 = carry
         t = t_start + i * dt
-        k1, v = rate(t, p)
-        p1 = p + dt * k1
-        k2, _ = rate(t + dt, p1)
-        p2 = 0.75 * p + 0.25 * (p1 + dt * k2)
-        k3, _ = rate(t + 0.5 * dt, p2)
-        p3 = p / 3.0 + (2.0 / 3.0) * (p2 + dt * k3)
-        c = sum(jnp.max(jnp.abs(v[k])) / grid.dx[k] for k in range(grid.dim)) * jnp.abs(dt)
-        return (p3, jnp.maximum(cfl, c)), None
+        v1, vh = vfaces(t + dt), vfaces(t + 0.5 * dt)
+        p1 = p + dt * rate(v0, p)
+        p2 = 0.75 * p + 0.25 * (p1 + dt * rate(v1, p1))
+        p3 = p / 3.0 + (2.0 / 3.0) * (p2 + dt * rate(vh, p2))
+        c = jnp.maximum(jnp.maximum(speed(v0), speed(vh)), speed(v1))
+        return (p3, jnp.maximum(cfl, c), v1), None
 
     def block(carry, j):
         carry, _ = jax.lax.scan(step, carry, j * save_every + jnp.arange(save_every))
         return carry, carry[0]
 
     n_saves = n_steps // save_every
-    (p_end, cfl), ps = jax.lax.scan(block, (p_start, jnp.zeros((), dtype)), jnp.arange(n_saves))
+    init = (p_start, jnp.zeros((), dtype), vfaces(jnp.asarray(t_start, dtype)))
+    (p_end, cfl, _), ps = jax.lax.scan(block, init, jnp.arange(n_saves))
     p = jnp.concatenate([p_start[None], ps])
     ts = t_start + dt * save_every * jnp.arange(n_saves + 1)
     fl = jax.vmap(lambda t, q: tuple(sgn * a for a in transport_fluxes(
@@ -500,8 +555,14 @@ def _transport_jit(velocity, grid, p_start, t_start, t_end, n_steps, save_every)
     mass = grid.mass(p)
     return TransportSolution(ts=ts, p=p, fluxes=fl, max_cfl=cfl,
                              mass_error=jnp.max(jnp.abs(mass - mass[0])),
-                             min_density=jnp.min(p) / jnp.max(p_start))
+                             min_density=jnp.min(p) / jnp.max(p_start),
+                             boundary_mass=jnp.max(boundary_mass(grid, p)))
 
 
 def _fmt(x):
     return f"{float(jnp.max(x)):.3g}" if is_concrete(x) else "<traced>"
+
+
+def _fmt_at(times, values):
+    """The time of the smallest value (for messages)."""
+    return f"{float(times[jnp.argmin(values)]):.4g}" if is_concrete(times, values) else "<traced>"

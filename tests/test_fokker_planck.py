@@ -36,7 +36,6 @@ def test_ou_1d_closed_form_mass_positivity_and_order():
     assert errs[1] < 2e-3 and order > 1.7, (errs, order)
 
 
-@pytest.mark.slow  # minutes on a shared 2-core machine (thousands of Kvaerno5 steps in s-time)
 def test_cond_ot_schedule_to_tau_matches_closed_form():
     path = jaxsa.DiffusionPath(jaxsa.CondOT(1.0), jaxsa.paper_data())
     g = Grid.uniform(-6, 6, 192)
@@ -82,3 +81,28 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="not finite"):
         sch = jaxsa.CondOT(1.0)
         solve_fokker_planck(sch.force, sch.temperature, g, p0, ts)
+
+
+def test_more_bad_inputs_raise():
+    g = Grid.uniform(-5, 5, 64)
+    x = np.asarray(g.points())
+    p0 = _ou_exact(x, 0.0)
+    # negative only between the save times
+    with pytest.raises(ValueError, match="negative temperature"):
+        solve_fokker_planck(lambda t, x: -x, lambda t: 0.5 - jnp.sin(jnp.pi * t), g, p0,
+                            jnp.array([0.0, 1.0]))
+    # a schedule whose sigma/m decreases (Eq. 24 violated: negative temperature)
+    bad = jaxsa.Custom(lambda t, p: 1.0 - 0.5 * t, lambda t, p: t * (1.0 - t), tau=1.0)
+    with pytest.raises(ValueError, match="monotonicity"):
+        schedule_fokker_planck(bad, g, p0, jnp.array([0.0, 1.0]))
+    # transport: mass driven into the boundary cells, and a negative start
+    with pytest.raises(ValueError, match="does not hold the mass"):
+        solve_transport(lambda t, x: 5 * jnp.ones_like(x), g, p0, 0.0, 1.0, 200)
+    with pytest.raises(ValueError, match="non-negative"):
+        solve_transport(lambda t, x: jnp.ones_like(x), g, -p0, 0.0, 1.0, 200)
+    with pytest.raises(ValueError, match="non-negative"):
+        solve_fokker_planck(lambda t, x: -x, lambda t: 0.5, g, -p0, jnp.array([0.0, 1.0]))
+    # a step budget too small (grid too fine / problem too stiff for the solver)
+    with pytest.raises(ValueError, match="step budget"):
+        solve_fokker_planck(lambda t, x: -x, lambda t: 0.5, g, p0, jnp.array([0.0, 1.0]),
+                            jaxsa.FPSettings(solver="Tsit5", max_steps=5))
