@@ -166,8 +166,8 @@ def _one_g(path, grid, q0, pt_tau, p_tau, g, s: NCSettings):
     _, b = _coarse_cloud(grid, pt_tau, s.w1_coarsen)
     _, qa = _coarse_cloud(grid, fwd.p[0], s.w1_coarsen)
     _, pb = _coarse_cloud(grid, p_gen, s.w1_coarsen)
-    w1_init, ok1 = w1_point_cloud(xs, xs, a, b, relative_epsilon=s.w1_epsilon, max_iterations=10000)
-    w1_qp, ok2 = w1_point_cloud(xs, xs, qa, pb, relative_epsilon=s.w1_epsilon, max_iterations=10000)
+    w1_init, ok1 = w1_point_cloud(xs, xs, a, b, relative_epsilon=s.w1_epsilon)
+    w1_qp, ok2 = w1_point_cloud(xs, xs, qa, pb, relative_epsilon=s.w1_epsilon)
     D0 = jnp.sum((pt_tau - p_tau) ** 2 / p_tau) * dV
     delta = w1_qp - w1_init
     eta = delta**2 / (tau * D0)
