@@ -31,6 +31,9 @@ def plot_nonconservative(records: list, densities: dict, path: str) -> None:
     ax = fig.add_subplot(2, 1, 2)
     g = [r["g"] for r in records]
     ax.semilogy(g, [r["eta"] for r in records], "ko-", label=r"$\eta = \Delta W_1^2/(\tau D_0)$")
+    if all("eta_lower" in r for r in records):  # certified bracket of η (W₁ bounds)
+        ax.fill_between(g, [r["eta_lower"] for r in records], [r["eta_upper"] for r in records],
+                        color="k", alpha=0.15, lw=0, label=r"certified bracket of $\eta$")
     ax.semilogy(g, [r["entropy_bound"] for r in records], "r^-",
                 label=r"$\int T_t\dot S^{tot}_t dt$ (Eq. 77 bound)")
     ax.semilogy(g, [r["c2"] for r in records], "bs--", label=r"$c_2 = \int v_2^2 dt$")
