@@ -198,7 +198,7 @@ def _check_cloud(x, y, a, b):
 
 def w1_point_cloud(x, y, a=None, b=None, *, rtol=0.01, relative_epsilon=0.05, decay=0.5,
                    min_relative_epsilon=1e-4, iterations_per_stage=30, max_stages=None,
-                   threshold=1e-3, iteration_dtype=None):
+                   threshold=1e-3, iteration_dtype="auto"):
     r""":math:`W_1` between point clouds (Eq. 52 with p = 1, Euclidean cost) through ott-jax,
     with a certified error bar.
 
@@ -229,12 +229,13 @@ def w1_point_cloud(x, y, a=None, b=None, *, rtol=0.01, relative_epsilon=0.05, de
         iterations_per_stage: Sinkhorn iteration budget per stage.
         max_stages: cap on stages (default: enough to reach ``min_relative_epsilon``).
         threshold: Sinkhorn's marginal-error threshold within a stage.
-        iteration_dtype: dtype of the Sinkhorn iterations (cost matrix, potentials), e.g.
-            ``jnp.float32`` to halve their time on CPU; default: the dtype of the inputs. The
-            bracket is always evaluated in the inputs' dtype from the cast-back potentials and
-            plan, so it stays a certificate whatever the iteration precision. Keep the inputs'
-            precision when ``min_relative_epsilon`` is below ~1e-4 (float32 potentials resolve
-            ε only down to ~1e-6 of their scale).
+        iteration_dtype: dtype of the Sinkhorn iterations (cost matrix, potentials).
+            ``"auto"`` (default): float32 when ``min_relative_epsilon >= 1e-4`` — 2–3.5× faster
+            on CPU than float64 (measured at 2,000 points) — else the inputs' dtype, since
+            float32 potentials resolve ε only down to ~1e-6 of their scale. ``None``: the
+            inputs' dtype. The bracket is always evaluated in the inputs' dtype from the
+            cast-back potentials and plan, so it stays a certificate whatever the iteration
+            precision.
 
     Returns:
         :class:`W1Result` (unpacks as ``(value, converged)``). When ``converged`` is False the
@@ -256,6 +257,8 @@ def w1_point_cloud(x, y, a=None, b=None, *, rtol=0.01, relative_epsilon=0.05, de
         zi = jnp.zeros((), jnp.int32)
         return W1Result(value=exact, lower=exact, upper=exact, converged=jnp.asarray(True),
                         epsilon=jnp.zeros_like(exact), n_stages=zi, n_iterations=zi)
+    if isinstance(iteration_dtype, str) and iteration_dtype == "auto":
+        iteration_dtype = jnp.float32 if min_relative_epsilon >= 1e-4 else None
     it_dtype = jnp.dtype(x.dtype if iteration_dtype is None else iteration_dtype)
     return _w1_staged(x, y, a, b, float(rtol), float(relative_epsilon), float(decay), max_stages,
                       int(iterations_per_stage), float(threshold), it_dtype)

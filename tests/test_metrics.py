@@ -220,3 +220,17 @@ def test_metrics_vmap():
         assert float(got[i]) == pytest.approx(
             float(jaxsa.w1_gaussian_1d(m, 1.2, 0.0, 1.0)), rel=1e-14
         )
+
+
+@pytest.mark.parametrize("dtype", [None, jnp.float32])
+def test_w1_point_cloud_bracket_is_certified_at_any_iteration_precision(dtype):
+    """float32 Sinkhorn iterations (the default at the default ε floor) and float64 ones give
+    brackets that both hold POT's exact value: the bounds are evaluated in the inputs' dtype."""
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(400, 2)), rng.normal(size=(400, 2)) * 0.8 - 0.3
+    emd = ot.emd2(np.full(400, 1 / 400), np.full(400, 1 / 400), ot.dist(x, y, metric="euclidean"),
+                  numItermax=10_000_000)
+    r = jaxsa.w1_point_cloud(jnp.asarray(x), jnp.asarray(y), rtol=0.01, iteration_dtype=dtype)
+    assert r.value.dtype == jnp.float64
+    assert float(r.lower) <= emd * (1 + 1e-12) and emd <= float(r.upper) * (1 + 1e-12)
+    assert bool(r.converged) and float(r.value) == pytest.approx(emd, rel=0.01)
