@@ -163,6 +163,10 @@ def test_transport_gaussian_exact_flow():
     ts = jnp.array([1.0, 2 / 3, 1 / 3, 0.0])
     sol = transport_particles(path, x_tau, ts)
     assert bool(sol.success)
+    chunked = transport_particles(path, x_tau, ts, chunk_size=24)  # 3 chunks, the last padded
+    assert bool(chunked.success) and chunked.xs.shape == sol.xs.shape
+    with pytest.raises(ValueError, match="chunk_size"):
+        transport_particles(path, x_tau, ts, chunk_size=0)
 
     def st(t):
         v = sched.values(t)
@@ -173,6 +177,7 @@ def test_transport_gaussian_exact_flow():
         m, s = st(t)
         exact = m * mu + (s / s_tau) * (x_tau - m_tau * mu)
         np.testing.assert_allclose(sol.xs[i], exact, atol=1e-5)
+        np.testing.assert_allclose(chunked.xs[i], exact, atol=1e-5)
 
 
 def test_flow_map_is_schedule_invariant():
