@@ -243,6 +243,7 @@ def reproduce_images(out_dir: str, settings) -> dict:
     write_json(os.path.join(out_dir, "images.json"), doc)
     for r in doc["records"]:
         print(f"  {r['schedule']:8s} {r['perturbation']:9s} eta={r['eta']:.4g} "
+              f"[95% {r['eta_ci95'][0]:.3g}, {r['eta_ci95'][1]:.3g}] "
               f"entropy_bound={r['entropy_bound']:.4g}+-{r['entropy_bound_ci95']:.2g} "
               f"D0={r['D0']:.4g} W1_0={r['W1_0']:.4g} W1_tau={r['W1_tau']:.4g} "
               f"(noise floor {r['W1_noise_floor']:.3g}, n={r['n_samples']}) "

@@ -40,10 +40,16 @@ def plot_images(doc: dict, path: str) -> None:
     recs = doc["records"]
     labels = [f"{r['schedule']}\n{r['perturbation']}" for r in recs]
     xs = np.arange(len(recs))
-    ax.bar(xs - 0.2, [max(r["eta"], 1e-12) for r in recs], 0.4, label=r"$\eta$ (response)")
+    eta = np.array([max(r["eta"], 1e-12) for r in recs])
+    err = None
+    if all("eta_ci95" in r for r in recs):  # bootstrap 95% interval of η (log axis: clip at 0)
+        lo = np.array([max(r["eta_ci95"][0], 1e-12) for r in recs])
+        err = [eta - np.minimum(lo, eta), np.array([r["eta_ci95"][1] for r in recs]) - eta]
+    ax.bar(xs - 0.2, eta, 0.4, yerr=err, label=r"$\eta$ (response, bootstrap 95%)")
     ax.bar(xs + 0.2, [r["entropy_bound"] for r in recs], 0.4,
            yerr=[r["entropy_bound_ci95"] for r in recs], label=r"$\int T\dot S^{tot}dt$ (bound)")
     ax.set_yscale("log")
+    ax.set_ylim(bottom=0.1 * float(eta.min()))  # an interval reaching 0 runs off the bottom
     ax.set_xticks(xs, labels, fontsize=7)
     ax.legend(fontsize=7, loc="center left")
     ax.set_title("Eq. 77: response vs bound (digits, d = 64)", fontsize=9)

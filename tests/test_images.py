@@ -12,7 +12,8 @@ import pytest
 from jaxsa.experiments.images import ImagesSettings, run_images
 
 KEYS = {"eta", "entropy_bound", "entropy_bound_ci95", "c2", "D0", "W1_0", "W1_tau",
-        "W1_tau_exact", "W1_noise_floor", "n_samples", "n_entropy", "eq77_holds"}
+        "W1_tau_exact", "W1_noise_floor", "n_samples", "n_entropy", "eq77_holds",
+        "delta_W1_se", "delta_W1_ci95", "eta_ci95", "eta_resolved"}
 
 
 def _check_doc(s, doc):
@@ -37,6 +38,12 @@ def _check_doc(s, doc):
         # the ott-jax W1 of the start clouds vs its common-random-number closed form is close;
         # W1 at t=0 cannot exceed the CRN coupling cost by more than the solver tolerance
         assert r["W1_0"] <= r["W1_0_crn"] * 1.02 + 1e-9
+        # bootstrap noise of ΔW1: positive, and the intervals are centred on the estimates
+        assert r["delta_W1_se"] > 0
+        lo, hi = r["delta_W1_ci95"]
+        assert lo < r["delta_W1"] < hi and hi - lo == pytest.approx(2 * 1.96 * r["delta_W1_se"])
+        assert r["eta_ci95"][0] <= r["eta"] <= r["eta_ci95"][1]
+        assert r["eta_resolved"] == (abs(r["delta_W1"]) > 1.96 * r["delta_W1_se"])
 
 
 def test_images_tiny_run():
@@ -64,3 +71,5 @@ def test_images_bad_settings():
         run_images(ImagesSettings(std=1.5))
     with pytest.raises(ValueError, match="schedule"):
         run_images(ImagesSettings(schedules=("vp",)))
+    with pytest.raises(ValueError, match="n_bootstrap"):
+        run_images(ImagesSettings(n_bootstrap=1))
