@@ -23,7 +23,7 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
-from jaxsa.metrics import w1_point_cloud
+from jaxsa.metrics import w1_point_cloud  # noqa: E402
 
 
 def _time(f, repeats):

@@ -85,7 +85,7 @@ class CFMSettings:
     """Training configuration (static; its digest names the checkpoint).
 
     Defaults (measured on the 2-core CPU, ``benchmarks/RESULTS.md`` "Fig. 3"): SiLU MLP 128 × 3
-    with 8 sinusoidal time frequencies, batch 256, 3,000 Adam steps with linear warm-up and cosine
+    with 8 sinusoidal time frequencies, batch 256, 5,000 Adam steps with linear warm-up and cosine
     decay, float32 training.
 
     Attributes:
@@ -104,7 +104,7 @@ class CFMSettings:
 
     width: int = 128
     depth: int = 3
-    steps: int = 3000
+    steps: int = 5000
     batch: int = 256
     learning_rate: float = 3e-3
     ot_epsilon: float = 0.05
