@@ -22,6 +22,12 @@ N(\delta, I)`:
   ``W1_floor`` is the same estimator between the data and the cloud generated from the
   unperturbed start (sampling noise plus model error: η is meaningful only where
   :math:`|\Delta W_1|` exceeds it);
+* ``delta_W1``, ``delta_W1_se``: :math:`\Delta W_1 = W_1(q,p) - |\delta|` and its bootstrap
+  standard error (``n_bootstrap`` replicates, both clouds resampled with replacement);
+  ``delta_W1_ci95``: ±1.96 SE widened by the half-width of the certified W1 bracket
+  (``W1_0_bracket``); ``eta_ci95``: its image under :math:`\Delta W_1^2/(\tau D_0)`;
+  ``eta_resolved``: whether that interval of :math:`\Delta W_1` excludes 0. The bootstrap does
+  not cover the training seed of the learned OT field;
 * ``c1`` :math:`=\int v_{loss}^2dt` from :math:`W_1(P_t,\tilde P_t)` at t = 0, τ/3, 2τ/3, τ by
   finite differences, :math:`\sum_k (\Delta W_1)_k^2/(\Delta t_k D_0)` — coarse (three
   intervals; by Cauchy–Schwarz this underestimates the integral for exact W1 values);
