@@ -263,15 +263,16 @@ def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings:
     stale = False
     if path and os.path.exists(path):
         with open(path, "rb") as f:
-            raw = flax.serialization.msgpack_restore(f.read())
+            blob_bytes = f.read()
         try:
+            raw = flax.serialization.msgpack_restore(blob_bytes)
             if not (isinstance(raw, dict) and raw.get("meta") == blob):
                 raise ValueError("configuration mismatch")
             loaded = flax.serialization.from_state_dict(params, raw["params"])
             if any(a.shape != b.shape or a.dtype != b.dtype for a, b in
                    zip(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(params))):
                 raise ValueError("parameter shapes differ")
-        except (ValueError, KeyError, TypeError):
+        except Exception:  # noqa: BLE001 (any unreadable or foreign file is simply retrained)
             stale = True  # an old-format or foreign file under this name: retrain, overwrite
         else:
             return model(jax.tree_util.tree_map(jnp.asarray, loaded)), {
