@@ -35,59 +35,101 @@ import numpy as np
 __all__ = ["CFMSettings", "LearnedVelocity", "VelocityMLP", "compare_1d_ot", "data_digest", "train_cfm"]
 
 
+_ACTIVATIONS = ("silu", "gelu", "tanh")
+
+
 def _mlp_class():
     import flax.linen as nn
 
     class _VelocityMLP(nn.Module):
-        """Time-conditioned MLP :math:`u_\\theta(t, x)`: input ``[x, t/τ]``, tanh hidden layers."""
+        """Time-conditioned MLP :math:`u_\\theta(s, x)`: input ``[x, features(s)]``, hidden layers
+        ``act(Dense)``; ``features(s)``: ``s`` itself when ``time_features = 0``, else ``s`` and
+        ``sin, cos(2π k s)`` for ``k = 1 .. time_features``."""
 
         dim: int
         width: int = 128
         depth: int = 3
+        activation: str = "silu"
+        time_features: int = 8
 
         @nn.compact
         def __call__(self, s, x):
-            h = jnp.concatenate([x, s[..., None] * jnp.ones(x.shape[:-1] + (1,), x.dtype)], -1)
+            s = jnp.asarray(s, x.dtype)[..., None] * jnp.ones(x.shape[:-1] + (1,), x.dtype)
+            feats = [s]
+            if self.time_features > 0:
+                k = jnp.arange(1, self.time_features + 1, dtype=x.dtype)
+                feats += [jnp.sin(2 * jnp.pi * k * s), jnp.cos(2 * jnp.pi * k * s)]
+            h = jnp.concatenate([x, *feats], -1)
+            act = {"silu": nn.silu, "gelu": nn.gelu, "tanh": jnp.tanh}[self.activation]
             for _ in range(self.depth):
-                h = jnp.tanh(nn.Dense(self.width, param_dtype=x.dtype)(h))
+                h = act(nn.Dense(self.width, param_dtype=x.dtype)(h))
             return nn.Dense(self.dim, param_dtype=x.dtype)(h)
 
     return _VelocityMLP
 
 
-def VelocityMLP(dim: int, width: int = 128, depth: int = 3):
-    """The flax (linen) network :math:`u_\\theta(s, x)`, ``s = t/τ``: ``depth`` tanh layers of
-    ``width`` units (the paper: 5 × 1024), output ``(..., dim)`` in length per time."""
-    return _mlp_class()(dim=dim, width=width, depth=depth)
+def VelocityMLP(dim: int, width: int = 128, depth: int = 3, activation: str = "silu",
+                time_features: int = 8):
+    """The flax (linen) network :math:`u_\\theta(s, x)`, ``s = t/τ``: ``depth`` hidden layers of
+    ``width`` units with ``activation`` (``"silu"``, ``"gelu"``, ``"tanh"``) on the input
+    ``[x, s, sin(2πks), cos(2πks)]_{k ≤ time_features}`` (the paper: 5 × 1024); output
+    ``(..., dim)`` in length per time. Its dtype is that of ``x``."""
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"VelocityMLP: `activation` must be one of {_ACTIVATIONS}, got {activation!r}.")
+    return _mlp_class()(dim=dim, width=width, depth=depth, activation=activation,
+                        time_features=time_features)
 
 
 @dataclasses.dataclass(frozen=True)
 class CFMSettings:
     """Training configuration (static; its digest names the checkpoint).
 
+    Defaults (measured on the 2-core CPU, ``benchmarks/RESULTS.md`` "Fig. 3"): SiLU MLP 128 × 3
+    with 8 sinusoidal time frequencies, batch 256, 5,000 Adam steps with linear warm-up and cosine
+    decay, float32 training.
+
     Attributes:
-        width, depth: MLP size. steps: optimiser steps. batch: minibatch size ``B``.
-        learning_rate: Adam step (cosine-decayed to 1% over ``steps``).
+        width, depth: MLP size. activation: ``"silu"``, ``"gelu"`` or ``"tanh"``.
+        time_features: sinusoidal frequencies of ``s = t/τ`` fed to the network (0: ``s`` only).
+        steps: optimiser steps. batch: minibatch size ``B``.
+        learning_rate: peak Adam step; linear warm-up over ``warmup`` steps, then cosine decay
+            to 1% at ``steps``.
         ot_epsilon: Sinkhorn ε relative to the mean squared distance of the minibatch.
+        sinkhorn_iterations: iteration cap of the minibatch Sinkhorn (the coupling only needs to
+            be roughly optimal).
+        train_dtype: ``"float32"`` or ``"float64"``: dtype of the parameters and of training
+            (the velocity is evaluated in this dtype and cast back to the input's).
         seed: PRNG seed. tau: duration τ.
     """
 
-    width: int = 64
+    width: int = 128
     depth: int = 3
-    steps: int = 1500
-    batch: int = 128
+    steps: int = 5000
+    batch: int = 256
     learning_rate: float = 3e-3
     ot_epsilon: float = 0.05
     seed: int = 0
     tau: float = 1.0
+    activation: str = "silu"
+    time_features: int = 8
+    warmup: int = 100
+    sinkhorn_iterations: int = 50
+    train_dtype: str = "float32"
 
     def __post_init__(self):
-        for name in ("width", "depth", "steps", "batch"):
+        for name in ("width", "depth", "steps", "batch", "sinkhorn_iterations"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"CFMSettings: `{name}` must be >= 1, got {getattr(self, name)}.")
+        for name in ("time_features", "warmup"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"CFMSettings: `{name}` must be >= 0, got {getattr(self, name)}.")
         for name in ("learning_rate", "ot_epsilon", "tau"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"CFMSettings: `{name}` must be > 0, got {getattr(self, name)}.")
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"CFMSettings: `activation` must be one of {_ACTIVATIONS}, got {self.activation!r}.")
+        if self.train_dtype not in ("float32", "float64"):
+            raise ValueError(f"CFMSettings: `train_dtype` must be 'float32' or 'float64', got {self.train_dtype!r}.")
 
 
 class LearnedVelocity(eqx.Module):
@@ -95,7 +137,8 @@ class LearnedVelocity(eqx.Module):
 
     Duck-types the path interface used by :func:`jaxsa.empirical.transport_particles`
     (``tau``, ``dim``, ``has_atoms``, ``velocity``). ``velocity(t, x)``: ``x`` of shape
-    ``(..., d)`` (or ``(...)`` when ``d = 1`` and ``squeeze_1d``), result of the same shape.
+    ``(..., d)`` (or ``(...)`` when ``d = 1`` and ``squeeze_1d``), result of the same shape and
+    dtype as ``x`` (the network itself runs in its parameters' dtype).
     """
 
     params: dict
@@ -104,39 +147,57 @@ class LearnedVelocity(eqx.Module):
     width: int = eqx.field(static=True)
     depth: int = eqx.field(static=True)
     has_atoms: bool = eqx.field(static=True, default=False)
+    activation: str = eqx.field(static=True, default="silu")
+    time_features: int = eqx.field(static=True, default=8)
 
     def velocity(self, t, x):
-        net = VelocityMLP(self.dim, self.width, self.depth)
-        s = jnp.broadcast_to(jnp.asarray(t, x.dtype) / self.tau, x.shape[:-1])
-        return net.apply({"params": self.params}, s, x)
+        net = VelocityMLP(self.dim, self.width, self.depth, self.activation, self.time_features)
+        pdt = jax.tree_util.tree_leaves(self.params)[0].dtype
+        s = jnp.broadcast_to(jnp.asarray(t, pdt) / self.tau.astype(pdt), x.shape[:-1])
+        return net.apply({"params": self.params}, s, x.astype(pdt)).astype(x.dtype)
 
     def velocity_1d(self, t, x):
         """1D convenience: ``x`` of any shape, scalar per entry."""
         return self.velocity(t, x[..., None])[..., 0]
 
 
-def _coupled_pairs(key, x0, x1, rel_eps):
+def _coupled_pairs(key, x0, x1, rel_eps, max_iterations=50):
     """Draw ``B`` pairs from the entropic OT plan between the minibatches (squared Euclidean)."""
     from ott.geometry import pointcloud
     from ott.problems.linear import linear_problem
     from ott.solvers.linear import sinkhorn
 
     x0, x1 = jax.lax.stop_gradient(x0), jax.lax.stop_gradient(x1)
-    geom = pointcloud.PointCloud(x0, x1, epsilon=rel_eps, relative_epsilon="mean")
+    # ε = rel_eps × mean cost, computed here in the points' dtype (ott-jax's relative_epsilon
+    # promotes it to float64 under x64, which breaks float32 solves)
+    cost = pointcloud.PointCloud(x0, x1).cost_matrix
+    geom = pointcloud.PointCloud(x0, x1, epsilon=(rel_eps * jnp.mean(cost)).astype(x0.dtype))
     # a fixed, small budget: the coupling only needs to be roughly optimal, and no
     # implicit differentiation is needed (the pairs are data, not parameters)
-    solver = sinkhorn.Sinkhorn(threshold=1e-2, max_iterations=100, implicit_diff=None)
-    out = solver(linear_problem.LinearProblem(geom))
-    logits = jnp.log(jnp.clip(out.matrix, 1e-30)).reshape(-1)
-    idx = jax.random.categorical(key, logits, shape=(x0.shape[0],))
+    solver = sinkhorn.Sinkhorn(threshold=1e-2, max_iterations=max_iterations, implicit_diff=None)
+    # explicit marginals in the points' dtype
+    a = jnp.full((x0.shape[0],), 1.0 / x0.shape[0], x0.dtype)
+    b = jnp.full((x1.shape[0],), 1.0 / x1.shape[0], x1.dtype)
+    out = solver(linear_problem.LinearProblem(geom, a=a, b=b))
+    # B draws from the flattened plan by inverse CDF (a searchsorted of B uniforms): the Gumbel
+    # trick of jax.random.categorical would draw B × B² Gumbels (1.1 s per step at B = 256)
+    cdf = jnp.cumsum(jnp.clip(out.matrix, 0.0).reshape(-1))
+    u = jax.random.uniform(key, (x0.shape[0],), cdf.dtype) * cdf[-1]
+    idx = jnp.clip(jnp.searchsorted(cdf, u, side="right"), 0, cdf.shape[0] - 1)
     n1 = x1.shape[0]
     return x0[idx // n1], x1[idx % n1]
 
 
+_FORMAT = 2  # checkpoint format: {"meta": <digest blob>, "params": ...}; format 1 held bare params
+
+
+def _digest_blob(settings: CFMSettings, data_id: str, dim: int, dtype) -> str:
+    return json.dumps({"settings": dataclasses.asdict(settings), "data": data_id, "dim": dim,
+                       "dtype": str(jnp.dtype(dtype)), "format": _FORMAT}, sort_keys=True)
+
+
 def _digest(settings: CFMSettings, data_id: str, dim: int, dtype) -> str:
-    blob = json.dumps({"settings": dataclasses.asdict(settings), "data": data_id, "dim": dim,
-                       "dtype": str(jnp.dtype(dtype)), "format": 1}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+    return hashlib.sha256(_digest_blob(settings, data_id, dim, dtype).encode()).hexdigest()[:20]
 
 
 def data_digest(arr) -> str:
@@ -146,23 +207,26 @@ def data_digest(arr) -> str:
 
 
 def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings: CFMSettings = CFMSettings(),
-              *, data_id: str, cache_dir: str | None = None, dtype=None, progress=None,
+              *, data_id: str, cache_dir: str | None = None, progress=None,
               chunk: int = 250) -> tuple[LearnedVelocity, dict]:
     r"""Train :math:`u_\theta` by OT-CFM (SPEC §5), or load it from the cache.
 
     Args:
         sample_data: ``(key, n) -> (n, d)`` samples of the data :math:`q` (at ``t = 0``).
         sample_prior: ``(key, n) -> (n, d)`` samples of :math:`P_\tau` (at ``t = τ``).
-        dim: ``d``. settings: :class:`CFMSettings`.
+        dim: ``d``. settings: :class:`CFMSettings` (its ``train_dtype`` is the parameters'
+            dtype; ``"float64"`` needs JAX's x64 mode).
         data_id: a string that identifies the data and prior (e.g. :func:`data_digest` of the
             data set plus the prior's name); it enters the cache key.
-        cache_dir: folder of checkpoints (``cfm-<digest>.msgpack``); ``None``: no caching.
-        dtype: parameter dtype (default: JAX's default float).
-        progress: optional ``f(step, loss)`` called every ``chunk`` steps.
+        cache_dir: folder of checkpoints (``cfm-<digest>.msgpack``); ``None``: no caching. A
+            checkpoint stores the full configuration it was trained with and is used only if
+            that matches exactly (otherwise it is retrained and overwritten).
+        progress: optional ``f(step, loss)`` called every ``chunk`` steps; ``chunk`` optimiser
+            steps run in one jitted ``lax.scan``.
 
     Returns:
         ``(model, info)``: the :class:`LearnedVelocity` and ``{"digest", "loaded", "loss",
-        "path"}`` (``loss``: mean loss over the last chunk, ``nan`` when loaded).
+        "path", "steps_per_s"}`` (``loss``: mean loss over the last chunk, ``nan`` when loaded).
     """
     import flax.serialization
     import optax
@@ -172,7 +236,11 @@ def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings:
             f"train_cfm: `settings` must be a CFMSettings, got {type(settings).__name__}.")
     if int(dim) < 1:
         raise ValueError(f"train_cfm: `dim` must be >= 1, got {dim}.")
-    dtype = jnp.dtype(dtype or jnp.result_type(float))
+    if int(chunk) < 1:
+        raise ValueError(f"train_cfm: `chunk` must be >= 1, got {chunk}.")
+    dtype = jnp.dtype(settings.train_dtype)
+    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        raise ValueError("train_cfm: settings.train_dtype='float64' needs jax_enable_x64.")
     tau = jnp.asarray(settings.tau, dtype)
     key = jax.random.PRNGKey(settings.seed)
     # probe the samplers once (shapes) before any other work
@@ -181,21 +249,38 @@ def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings:
     if probe.shape != (2, dim) or probe1.shape != (2, dim):
         raise ValueError(f"train_cfm: samplers must return (n, {dim}); got {probe.shape}, {probe1.shape}.")
 
-    net = VelocityMLP(dim, settings.width, settings.depth)
+    net = VelocityMLP(dim, settings.width, settings.depth, settings.activation, settings.time_features)
     key, kinit = jax.random.split(key)
     params = net.init(kinit, jnp.zeros((1,), dtype), jnp.zeros((1, dim), dtype))["params"]
-    digest = _digest(settings, data_id, dim, dtype)
+    blob = _digest_blob(settings, data_id, dim, dtype)
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:20]
     path = os.path.join(cache_dir, f"cfm-{digest}.msgpack") if cache_dir else None
 
     def model(p):
-        return LearnedVelocity(p, tau, dim, settings.width, settings.depth)
+        return LearnedVelocity(p, tau, dim, settings.width, settings.depth,
+                               activation=settings.activation, time_features=settings.time_features)
 
+    stale = False
     if path and os.path.exists(path):
         with open(path, "rb") as f:
-            params = flax.serialization.from_bytes(params, f.read())
-        return model(params), {"digest": digest, "loaded": True, "loss": float("nan"), "path": path}
+            blob_bytes = f.read()
+        try:
+            raw = flax.serialization.msgpack_restore(blob_bytes)
+            if not (isinstance(raw, dict) and raw.get("meta") == blob):
+                raise ValueError("configuration mismatch")
+            loaded = flax.serialization.from_state_dict(params, raw["params"])
+            if any(a.shape != b.shape or a.dtype != b.dtype for a, b in
+                   zip(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(params))):
+                raise ValueError("parameter shapes differ")
+        except Exception:  # noqa: BLE001 (any unreadable or foreign file is simply retrained)
+            stale = True  # an old-format or foreign file under this name: retrain, overwrite
+        else:
+            return model(jax.tree_util.tree_map(jnp.asarray, loaded)), {
+                "digest": digest, "loaded": True, "loss": float("nan"), "path": path}
 
-    sched = optax.cosine_decay_schedule(settings.learning_rate, settings.steps, alpha=0.01)
+    sched = optax.warmup_cosine_decay_schedule(
+        0.0, settings.learning_rate, min(settings.warmup, max(settings.steps - 1, 0)),
+        settings.steps, end_value=0.01 * settings.learning_rate)
     opt = optax.adam(sched)
     state = opt.init(params)
     b = settings.batch
@@ -206,9 +291,9 @@ def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings:
     def step(carry, k):
         p, st = carry
         k0, k1, kc, ks = jax.random.split(k, 4)
-        x0 = jnp.asarray(sample_data(k0, b), dtype)
-        x1 = jnp.asarray(sample_prior(k1, b), dtype)
-        x0, x1 = _coupled_pairs(kc, x0, x1, settings.ot_epsilon)
+        x0 = jnp.asarray(sample_data(k0, b)).astype(dtype)
+        x1 = jnp.asarray(sample_prior(k1, b)).astype(dtype)
+        x0, x1 = _coupled_pairs(kc, x0, x1, settings.ot_epsilon, settings.sinkhorn_iterations)
         s = jax.random.uniform(ks, (b,), dtype)
         xt = (1 - s)[:, None] * x0 + s[:, None] * x1
         loss, g = jax.value_and_grad(loss_fn)(p, s, xt, (x1 - x0) / tau)
@@ -219,9 +304,12 @@ def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings:
     def run_chunk(carry, keys):
         return jax.lax.scan(step, carry, keys)
 
+    import time
+
     carry, done, last = (params, state), 0, float("nan")
+    t_start = time.perf_counter()
     while done < settings.steps:
-        n = min(chunk, settings.steps - done)
+        n = min(int(chunk), settings.steps - done)
         key, sub = jax.random.split(key)
         keys = jax.random.split(sub, n)
         carry, losses = run_chunk(carry, keys)
@@ -229,14 +317,17 @@ def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings:
         last = float(jnp.mean(losses))
         if progress is not None:
             progress(done, last)
+    rate = settings.steps / (time.perf_counter() - t_start)
     params = carry[0]
     if path:
         os.makedirs(cache_dir, exist_ok=True)
         tmp = f"{path}.tmp-{os.getpid()}"
         with open(tmp, "wb") as f:
-            f.write(flax.serialization.to_bytes(params))
+            f.write(flax.serialization.msgpack_serialize(
+                {"meta": blob, "params": flax.serialization.to_state_dict(params)}))
         os.replace(tmp, path)
-    return model(params), {"digest": digest, "loaded": False, "loss": last, "path": path}
+    return model(params), {"digest": digest, "loaded": False, "loss": last, "path": path,
+                           "steps_per_s": rate, "stale_checkpoint_replaced": stale}
 
 
 def compare_1d_ot(model: LearnedVelocity, ot_path, perturbation=(1.0, 1.0), n_levels: int = 2000,
@@ -264,8 +355,8 @@ def compare_1d_ot(model: LearnedVelocity, ot_path, perturbation=(1.0, 1.0), n_le
 
     if n_levels < 10 or n_times < 2 or ode_steps < 1:
         raise ValueError("compare_1d_ot: need `n_levels` >= 10, `n_times` >= 2, `ode_steps` >= 1.")
-    dt_ = model.tau.dtype
-    tau = model.tau
+    dt_ = jnp.result_type(float)  # the comparison in JAX's default float (float64 under x64)
+    tau = model.tau.astype(dt_)
     u = (jnp.arange(n_levels, dtype=dt_) + 0.5) / n_levels
     z = ndtri(u)
     g, w = np.polynomial.legendre.leggauss(n_times)

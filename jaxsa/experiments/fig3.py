@@ -22,6 +22,12 @@ N(\delta, I)`:
   ``W1_floor`` is the same estimator between the data and the cloud generated from the
   unperturbed start (sampling noise plus model error: η is meaningful only where
   :math:`|\Delta W_1|` exceeds it);
+* ``delta_W1``, ``delta_W1_se``: :math:`\Delta W_1 = W_1(q,p) - |\delta|` and its bootstrap
+  standard error (``n_bootstrap`` replicates, both clouds resampled with replacement);
+  ``delta_W1_ci95``: ±1.96 SE widened by the half-width of the certified W1 bracket
+  (``W1_0_bracket``); ``eta_ci95``: its image under :math:`\Delta W_1^2/(\tau D_0)`;
+  ``eta_resolved``: whether that interval of :math:`\Delta W_1` excludes 0. The bootstrap does
+  not cover the training seed of the learned OT field;
 * ``c1`` :math:`=\int v_{loss}^2dt` from :math:`W_1(P_t,\tilde P_t)` at t = 0, τ/3, 2τ/3, τ by
   finite differences, :math:`\sum_k (\Delta W_1)_k^2/(\Delta t_k D_0)` — coarse (three
   intervals; by Cauchy–Schwarz this underestimates the integral for exact W1 values);
@@ -65,6 +71,8 @@ class Fig3Settings:
             stratum and strata. ode_tol: particle ODE tolerance. seed: PRNG/data seed.
         cfm: :class:`jaxsa.cfm.CFMSettings` of the OT velocity. cache_dir: checkpoint folder
             (default ``$JAXSA_CACHE`` or ``~/.cache/jaxsa``).
+        n_bootstrap: bootstrap replicates of ΔW1 (both clouds resampled with
+            replacement) for its standard error and the 95% interval of η.
     """
 
     n_data: int = 2000
@@ -76,14 +84,15 @@ class Fig3Settings:
     ode_tol: float = 1e-4
     rk4_steps: int = 60
     seed: int = 0
-    cfm: CFMSettings = dataclasses.field(
-        default_factory=lambda: CFMSettings(width=64, depth=3, steps=1500, batch=128))
+    cfm: CFMSettings = dataclasses.field(default_factory=CFMSettings)
     cache_dir: str | None = None
+    n_bootstrap: int = 10
 
     def __post_init__(self):
-        for name in ("n_data", "n_particles", "n_entropy", "n_time", "rk4_steps"):
+        for name in ("n_data", "n_particles", "n_entropy", "n_time", "rk4_steps", "n_bootstrap"):
             v = getattr(self, name)
-            if int(v) != v or v < (10 if name in ("n_data", "n_particles") else 2 if name == "n_entropy" else 1):
+            if int(v) != v or v < (10 if name in ("n_data", "n_particles") else 2
+                                   if name in ("n_entropy", "n_bootstrap") else 1):
                 raise ValueError(f"Fig3Settings: `{name}` is too small or not an integer: {v!r}.")
         if not (self.shift > 0 and self.noise >= 0 and self.ode_tol > 0):
             raise ValueError("Fig3Settings: need `shift` > 0, `noise` >= 0, `ode_tol` > 0.")
@@ -105,6 +114,23 @@ def swiss_roll(n: int, noise: float = 0.5, seed: int = 0) -> np.ndarray:
 
 def _w1(x, y) -> float:
     return float(w1_point_cloud(x, y, rtol=0.01).value)
+
+
+def _delta_w1_noise(ref, gen, shift, key, n_boot):
+    """ΔW1 = W1(ref, gen) - |δ|, its bootstrap standard
+    error (``n_boot`` replicates, both clouds resampled with replacement) and the certified
+    half-width of the W1 estimate itself."""
+    r = w1_point_cloud(ref, gen, rtol=0.01)
+    n, m = ref.shape[0], gen.shape[0]
+    boot = []
+    for k in jax.random.split(key, n_boot):
+        ka, kb = jax.random.split(k)
+        ia, ib = jax.random.randint(ka, (n,), 0, n), jax.random.randint(kb, (m,), 0, m)
+        boot.append(_w1(ref[ia], gen[ib]))
+    boot = np.asarray(boot)
+    return {"delta_W1": float(r.value) - shift, "delta_W1_se": float(np.std(boot, ddof=1)),
+            "W1_0_bracket": [float(r.lower), float(r.upper)],
+            "W1_0_bootstrap_mean": float(np.mean(boot)), "n_bootstrap": int(n_boot)}
 
 
 def _rk4_path(model, x, t0, t1, steps):
@@ -152,6 +178,7 @@ def run_fig3(settings: Fig3Settings = Fig3Settings(), progress=None) -> dict:
     data = jnp.asarray(swiss_roll(s.n_data, s.noise, s.seed))
     key = jax.random.PRNGKey(s.seed)
     k_start, k_sub, k_fwd, k_ent = jax.random.split(key, 4)
+    k_boot = jax.random.fold_in(key, 7)
     n = s.n_particles
     delta = jnp.full((2,), s.shift / math.sqrt(2.0), data.dtype)
     eps = jax.random.normal(k_start, (n, 2), data.dtype)
@@ -203,16 +230,24 @@ def run_fig3(settings: Fig3Settings = Fig3Settings(), progress=None) -> dict:
             ent_val, ent_ci = float(ent.value), float(ent.ci95)
             c2 = ent_val
         unpert, pert = est[:, :n], est[:, n:]
-        w1_t = [_w1(fwd[i], pert[i]) for i in range(len(times) - 1)] + [s.shift]
+        noise = _delta_w1_noise(fwd[0], pert[0], s.shift, jax.random.fold_in(k_boot, len(records)),
+                                s.n_bootstrap)
+        w1_t = [noise["delta_W1"] + s.shift] + [_w1(fwd[i], pert[i]) for i in range(1, len(times) - 1)]
+        w1_t += [s.shift]
         w1_floor = _w1(ref, unpert[0])
         dW = w1_t[0] - s.shift
         eta = dW**2 / (tau * D0)
+        # 95% interval of dW: bootstrap (normal approximation) widened by the certified W1 bracket
+        half = 1.96 * noise["delta_W1_se"] + 0.5 * (noise["W1_0_bracket"][1] - noise["W1_0_bracket"][0])
+        lo, hi = dW - half, dW + half
+        eta_ci = [0.0 if lo <= 0 <= hi else min(lo**2, hi**2) / (tau * D0), max(lo**2, hi**2) / (tau * D0)]
         c1 = sum((w1_t[i + 1] - w1_t[i]) ** 2 / ((times[i + 1] - times[i]) * D0) for i in range(3))
         records.append({
             "schedule": name, "eta": eta, "c1": c1, "c2": c2, "entropy_bound": ent_val,
             "entropy_bound_ci95": ent_ci, "D0": D0, "W1_0": w1_t[0], "W1_tau": s.shift,
             "W1_t": w1_t, "times": times.tolist(), "W1_floor": w1_floor,
             "eq77_holds": bool(eta <= ent_val), "eta_above_floor": bool(abs(dW) > w1_floor),
+            **noise, "delta_W1_ci95": [lo, hi], "eta_ci95": eta_ci, "eta_resolved": bool(abs(dW) > half),
         })
         samples[name] = {"forward": np.asarray(fwd), "estimated": np.asarray(unpert),
                          "estimated_perturbed": np.asarray(pert)}
