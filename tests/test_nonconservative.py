@@ -56,3 +56,12 @@ def test_reproduce_nonconservative_writes_records_and_physics_holds(tmp_path, mo
     assert all(r["mass_error"] < 1e-12 and r["min_density"] >= 0 for r in recs)
     assert all(r["max_cfl"] <= 0.5 for r in recs)
     assert np.isclose(recs[0]["entropy_bound"], recs[0]["c2"])
+
+
+def test_eta_interval_is_the_image_of_the_delta_w1_interval():
+    from jaxsa.experiments import eta_interval
+
+    for lo, hi, want in [(0.1, 0.3, (0.01, 0.09)), (-0.3, -0.1, (0.01, 0.09)),
+                         (-0.2, 0.3, (0.0, 0.09)), (-0.4, 0.1, (0.0, 0.16))]:
+        got = eta_interval(lo, hi, 2.0, 0.5)  # τ D0 = 1
+        assert np.allclose([float(g) for g in got], want, rtol=1e-12), (lo, hi, got)

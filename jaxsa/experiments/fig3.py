@@ -50,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsa.cfm import CFMSettings, data_digest, train_cfm
+from jaxsa.experiments import eta_interval
 from jaxsa.empirical import EmpiricalPath, entropy_production, transport_particles
 from jaxsa.flow import ODESettings
 from jaxsa.metrics import w1_point_cloud
@@ -240,7 +241,7 @@ def run_fig3(settings: Fig3Settings = Fig3Settings(), progress=None) -> dict:
         # 95% interval of dW: bootstrap (normal approximation) widened by the certified W1 bracket
         half = 1.96 * noise["delta_W1_se"] + 0.5 * (noise["W1_0_bracket"][1] - noise["W1_0_bracket"][0])
         lo, hi = dW - half, dW + half
-        eta_ci = [0.0 if lo <= 0 <= hi else min(lo**2, hi**2) / (tau * D0), max(lo**2, hi**2) / (tau * D0)]
+        eta_ci = [float(v) for v in eta_interval(lo, hi, tau, D0)]
         c1 = sum((w1_t[i + 1] - w1_t[i]) ** 2 / ((times[i + 1] - times[i]) * D0) for i in range(3))
         records.append({
             "schedule": name, "eta": eta, "c1": c1, "c2": c2, "entropy_bound": ent_val,

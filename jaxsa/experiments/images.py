@@ -66,6 +66,7 @@ from jaxsa.empirical import (
     transport_particles,
 )
 from jaxsa.flow import ODESettings
+from jaxsa.experiments import eta_interval
 from jaxsa.metrics import w1_point_cloud
 from jaxsa.schedules import CondOT, Cosine
 
@@ -216,8 +217,7 @@ def run_images(settings: ImagesSettings = ImagesSettings(), progress=None) -> di
             eb = float(ent.value)
             dw = w1_0 - w1_tau
             lo, hi = dw - 1.96 * se, dw + 1.96 * se  # normal approximation
-            eta_ci = [0.0 if lo <= 0 <= hi else min(lo**2, hi**2) / (s.tau * d0),
-                      max(lo**2, hi**2) / (s.tau * d0)]
+            eta_ci = [float(v) for v in eta_interval(lo, hi, s.tau, d0)]
             records.append({
                 "schedule": name, "perturbation": p,
                 "eta": eta, "entropy_bound": eb, "entropy_bound_stderr": float(ent.stderr),

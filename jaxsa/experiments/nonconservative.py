@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsa.densities import GaussianMixture
+from jaxsa.experiments import eta_interval
 from jaxsa.fokker_planck import Grid, _force_faces, _pairs, solve_transport
 from jaxsa.forward import DiffusionPath
 from jaxsa.metrics import w1_point_cloud
@@ -187,13 +188,11 @@ def _one_g(path, grid, q0, pt_tau, p_tau, g, s: NCSettings):
     delta = w1_qp - w1_init
     eta = delta**2 / (tau * D0)
     # certified bracket of ΔW₁ from the two W₁ brackets, hence of η = ΔW₁²/(τ D₀)
-    d_lo, d_hi = r_qp.lower - r_init.upper, r_qp.upper - r_init.lower
-    sq_hi = jnp.maximum(d_lo**2, d_hi**2)
-    sq_lo = jnp.where(d_lo * d_hi <= 0, 0.0, jnp.minimum(d_lo**2, d_hi**2))
+    eta_lo, eta_hi = eta_interval(r_qp.lower - r_init.upper, r_qp.upper - r_init.lower, tau, D0)
     return dict(
-        g=g, eta=eta, eta_lower=sq_lo / (tau * D0), eta_upper=sq_hi / (tau * D0), c2=c2,
+        g=g, eta=eta, eta_lower=eta_lo, eta_upper=eta_hi, c2=c2,
         entropy_bound=entropy_bound, D0=D0, W1_q_p=w1_qp, W1_init=w1_init,
-        slack_77=entropy_bound - sq_hi / (tau * D0), v2_sq_projected=v2_proj, v2_sq_t=tv,
+        slack_77=entropy_bound - eta_hi, v2_sq_projected=v2_proj, v2_sq_t=tv,
         forward_error=jnp.max(jnp.abs(fwd.p[-1] - p_tau)) / jnp.max(p_tau),
         generated_density=p_gen, mass_error=jnp.maximum(fwd.mass_error, est.mass_error),
         min_density=jnp.minimum(fwd.min_density, est.min_density),
