@@ -324,10 +324,14 @@ def _cmd_sweep(args) -> int:
     if not doc.get("complete"):
         print("sweep: incomplete (interrupted); run the same command again to resume")
         return 1
+    import jax
+
     th = doc["throughput"]
+    # multi-process: every process gets the same records; process 0 alone writes the file
+    wrote = "wrote" if jax.process_index() == 0 else "process 0 wrote"
     print(f"sweep: {doc['n_configurations']} configurations ({th['new_configurations']} new) on "
           f"{th['devices']} device(s); compile {th['compile_s']:.1f} s, "
-          f"{th['configs_per_s'] or float('nan'):.1f} configurations/s; wrote {args.out}/sweep.json")
+          f"{th['configs_per_s'] or float('nan'):.1f} configurations/s; {wrote} {args.out}/sweep.json")
     return 0
 
 

@@ -10,9 +10,15 @@ on fixed 1D Gaussian-mixture data. Every schedule's starts travel in one ODE sys
 Across hosts: call ``jax.distributed.initialize(...)`` first (``jaxsa sweep --coordinator
 HOST:PORT --num-processes N --process-id I``, once per process). The mesh then spans every
 process's devices, each process computes its shard, results are gathered with
-``multihost_utils.process_allgather``, and process 0 alone writes the files. On CPU this needs
-``jax_cpu_collectives_implementation = "gloo"`` (set by the CLI); two processes on one machine
-are tested in ``tests/test_distributed.py``.
+``multihost_utils.process_allgather``, and process 0 alone writes the files. Process 0's view
+of ``OUT`` is the one that counts: it tells the others which chunks are already done (so every
+process runs the same chunks, and the same collectives), and when the chunks are finished it
+sends them its verdict (complete or not) and the assembled records; the last step is a
+barrier after ``sweep.json`` is written. So every process returns the same document and
+``jaxsa sweep`` ends with the same message and exit code on every process, whether or not
+``OUT`` is a shared folder (it only needs to persist on process 0's host to resume). On CPU
+this needs ``jax_cpu_collectives_implementation = "gloo"`` (set by the CLI); two processes on
+one machine are tested in ``tests/test_distributed.py``.
 
 Nothing is lost when a run is interrupted: each finished chunk is written atomically to
 ``OUT/chunks/chunk_XXXXXX.json`` (temporary file, then ``os.replace``) tagged with a hash of the
@@ -241,6 +247,34 @@ def _atomic_json(path, obj):
         write_json(path, obj)
 
 
+def _from_writer(obj):
+    """Process 0's JSON-able ``obj``, on every process (the others' ``obj`` is ignored).
+
+    A collective: every process must call it, and none returns before process 0 has called
+    it, so it is also a barrier behind whatever process 0 did before (writing chunks). One
+    process: ``obj`` itself."""
+    if jax.process_count() == 1:
+        return obj
+    from jax.experimental import multihost_utils
+
+    writer = jax.process_index() == 0
+    data = json.dumps(obj, allow_nan=True).encode() if writer else b""
+    # the length in base 2**30 (int32 digits: no overflow, with or without x64)
+    hi, lo = multihost_utils.broadcast_one_to_all(np.array(divmod(len(data), 2**30), np.int32))
+    n = int(hi) * 2**30 + int(lo)
+    buf = np.frombuffer(data, np.uint8) if writer else np.zeros(n, np.uint8)
+    buf = multihost_utils.broadcast_one_to_all(buf)
+    return obj if writer else json.loads(np.asarray(buf, np.uint8).tobytes())
+
+
+def _barrier(name):
+    """Wait until every process of a multi-process run gets here (no-op for one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
 def run_chunks(n_items, chunk, compute, out_dir, digest, progress=None, max_chunks=None):
     """Generic resumable loop: ``compute(i, lo, hi) -> list of records`` for chunk ``i``
     (items ``lo:hi``), each chunk written atomically to ``out_dir/chunks``; chunks already on
@@ -249,13 +283,23 @@ def run_chunks(n_items, chunk, compute, out_dir, digest, progress=None, max_chun
 
     ``progress(n)`` is called with the number of configurations finished (including those
     found on disk at the start).
+
+    Multi-process: ``compute`` is collective and process 0 alone writes. Process 0 decides
+    which chunks are done (its view of ``out_dir``, sent to all: every process computes the
+    same chunks), and after the loop it sends every process its verdict and records, so the
+    others wait for its last write and all return the same ``(records or None)``.
     """
     n_chunks = int(np.ceil(n_items / chunk))
     os.makedirs(os.path.join(out_dir, "chunks"), exist_ok=True)
-    done = {i for i in range(n_chunks) if _valid_chunk(_chunk_path(out_dir, i), digest)}
+    done, n_found = [], 0
+    if jax.process_index() == 0:
+        done = [i for i in range(n_chunks) if _valid_chunk(_chunk_path(out_dir, i), digest)]
+        n_found = sum(_n_records(_chunk_path(out_dir, i)) for i in done)
+    done, n_found = _from_writer([done, n_found])
+    done = set(done)
     new, t_compute, n_computed = 0, 0.0, 0
     if progress is not None and done:
-        progress(sum(_n_records(_chunk_path(out_dir, i)) for i in done))
+        progress(n_found)
     for i in range(n_chunks):
         if i in done:
             continue
@@ -271,13 +315,15 @@ def run_chunks(n_items, chunk, compute, out_dir, digest, progress=None, max_chun
             progress(len(records))
     stats = {"new_configurations": n_computed, "compute_s": t_compute,
              "configs_per_s": (n_computed / t_compute) if t_compute > 0 else None}
-    if not all(_valid_chunk(_chunk_path(out_dir, i), digest) for i in range(n_chunks)):
-        return None, stats
-    records = []
-    for i in range(n_chunks):
-        with open(_chunk_path(out_dir, i)) as f:
-            records.extend(json.load(f)["records"])
-    return records, stats
+    records = None
+    if jax.process_index() == 0 and all(_valid_chunk(_chunk_path(out_dir, i), digest)
+                                        for i in range(n_chunks)):
+        records = []
+        for i in range(n_chunks):
+            with open(_chunk_path(out_dir, i)) as f:
+                records.extend(json.load(f)["records"])
+    # the others wait here for process 0's writes, then take its verdict and records
+    return _from_writer(records), stats
 
 
 def _n_records(path):
@@ -358,6 +404,7 @@ def run_sweep(spec: SweepSpec, out_dir: str, progress=None, max_chunks=None) -> 
                                      "vmap_size": spec.vmap_size}
         doc["provenance"] = provenance(settings)
         _atomic_json(os.path.join(out_dir, "sweep.json"), doc)
+        _barrier("jaxsa-sweep-written")  # no process reports success before the file exists
     return doc
 
 

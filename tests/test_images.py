@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from jaxsa.experiments.images import ImagesSettings, run_images
+from jaxsa.experiments.images import ImagesSettings, load_digits_data, run_images
 
 KEYS = {"eta", "entropy_bound", "entropy_bound_ci95", "c2", "D0", "W1_0", "W1_tau",
         "W1_tau_exact", "W1_noise_floor", "n_samples", "n_entropy", "eq77_holds",
@@ -21,9 +21,12 @@ def _check_doc(s, doc):
     recs = doc["records"]
     assert {(r["schedule"], r["perturbation"]) for r in recs} == {
         (a, b) for a in s.schedules for b in ("mean", "variance")}
+    n_data = len(load_digits_data(s.n_data))  # s.n_data images, or all 1,797 (None)
     for r in recs:
         assert KEYS <= set(r)
-        assert r["n_samples"] == 16 and r["dim"] == 64 and r["n_data"] == 120
+        # the sizes of the settings under test (not constants of one of them)
+        assert r["n_samples"] == s.n_samples and r["dim"] == 64 and r["n_data"] == n_data
+        assert r["n_entropy"] == s.n_entropy * s.n_time and r["n_time"] == s.n_time
         assert r["ode_success"]
         # D0 closed forms: exp(|δ|²) - 1 and (1/(s sqrt(2 - s²)))^d - 1
         d0 = (math.expm1(s.shift**2) if r["perturbation"] == "mean"
