@@ -10,6 +10,8 @@ in your program (``jax.config.update("jax_enable_x64", True)``) or use ``jaxsa.f
 Functions that need it warn (:class:`Float64Warning`) when called in float32.
 """
 
+from jaxsa import cdf_quadrature as cdf_quadrature
+from jaxsa._checks import DivergenceWarning as DivergenceWarning
 from jaxsa._checks import Float64Warning as Float64Warning
 from jaxsa._checks import float64 as float64
 from jaxsa.densities import PERTURBATION_NAMES as PERTURBATION_NAMES

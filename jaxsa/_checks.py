@@ -20,6 +20,10 @@ class Float64Warning(UserWarning):
     """A quantity that needs float64 for a precise answer was computed in float32."""
 
 
+class DivergenceWarning(UserWarning):
+    """A quantity of the relations is infinite (e.g. a χ² divergence), so a bound is vacuous."""
+
+
 def is_concrete(*trees) -> bool:
     """True when no leaf of ``trees`` is a tracer (so values can be checked in Python)."""
     leaves = jax.tree_util.tree_leaves(trees)

@@ -346,8 +346,10 @@ def _cmd_validate(args) -> int:
                        rtol=args.rtol, progress=bar.update)
     bar.close()
     _save_figure(plot_validation, os.path.join(args.out, "validate.png"), s["ratios"], s)
-    print(f"validate: {s['n']} configurations, violations beyond rtol={s['rtol']:g}: "
-          f"{s['violations']}")
+    print(f"validate: {s['n']} configurations: {s['n_converged']} converged to rtol="
+          f"{s['rtol']:g} ({s['n_refined']} after a refined second pass), "
+          f"{s['n_not_converged']} not converged, {s['n_divergent_chi2']} with divergent chi^2")
+    print(f"  violations among converged records: {s['violations']}")
     print(f"  smallest relative slack per inequality: {s['min_relative_slack']}")
     for k, q in s["tightness_quantiles"].items():
         print(f"  {k}: median {q['0.5']:.4f}, 1% {q['0.01']:.4f}, 99% {q['0.99']:.4f}")

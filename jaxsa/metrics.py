@@ -180,8 +180,10 @@ def _check_cloud(x, y, a, b):
         )
     if x.shape[0] < 1 or y.shape[0] < 1:
         raise ValueError(f"w1_point_cloud: need at least one point in each cloud, got {x.shape}, {y.shape}.")
-    check(jnp.all(jnp.isfinite(x)), "w1_point_cloud: `x` must be finite (no NaN/inf).", x)
-    check(jnp.all(jnp.isfinite(y)), "w1_point_cloud: `y` must be finite (no NaN/inf).", y)
+    # the checked values are used from here on: under jit, equinox.error_if acts only
+    # through the array it returns
+    x = check(jnp.all(jnp.isfinite(x)), "w1_point_cloud: `x` must be finite (no NaN/inf).", x)
+    y = check(jnp.all(jnp.isfinite(y)), "w1_point_cloud: `y` must be finite (no NaN/inf).", y)
     out = []
     for name, w, n in (("a", a, x.shape[0]), ("b", b, y.shape[0])):
         if w is None:
@@ -190,8 +192,8 @@ def _check_cloud(x, y, a, b):
         w = jnp.asarray(w)
         if w.shape != (n,):
             raise ValueError(f"w1_point_cloud: `{name}` must have shape ({n},), got {w.shape}.")
-        check(jnp.abs(jnp.sum(w) - 1) <= 1e-6, f"w1_point_cloud: weights `{name}` must sum to one.", w)
-        check(jnp.all(w >= 0), f"w1_point_cloud: weights `{name}` must be >= 0.", w)
+        w = check(jnp.abs(jnp.sum(w) - 1) <= 1e-6, f"w1_point_cloud: weights `{name}` must sum to one.", w)
+        w = check(jnp.all(w >= 0), f"w1_point_cloud: weights `{name}` must be >= 0.", w)
         out.append(w)
     return x, y, out[0], out[1]
 
@@ -246,7 +248,8 @@ def w1_point_cloud(x, y, a=None, b=None, *, rtol=0.01, relative_epsilon=0.05, de
     exact_1d = a is None and b is None
     x, y, a, b = _check_cloud(x, y, a, b)
     exact_1d = exact_1d and x.shape[1] == 1 and x.shape[0] == y.shape[0]
-    check(rtol > 0, "w1_point_cloud: `rtol` must be > 0.", rtol)
+    if not rtol > 0:  # a Python number (it is static below)
+        raise ValueError(f"w1_point_cloud: `rtol` must be > 0, got {rtol}.")
     if not (0 < decay < 1):
         raise ValueError(f"w1_point_cloud: `decay` must be in (0, 1), got {decay}.")
     if max_stages is None:

@@ -45,13 +45,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsa._checks import check, is_concrete, warn_if_float32
+from jaxsa._checks import DivergenceWarning, check, is_concrete, warn_if_float32
 from jaxsa.flow import ODESettings, transport
 from jaxsa.forward import DiffusionPath
 from jaxsa.ot_schedule import OTPath
@@ -71,56 +72,92 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Static resolution of :func:`speed_accuracy` (hashable; fixes array shapes).
+    """Static resolution and accuracy of :func:`speed_accuracy` (hashable; fixes array shapes).
 
-    Attributes:
-        n_quantiles: number of normal-score quantile nodes (particles per process).
-        z_max: nodes span ``[-z_max, z_max]``; mass beyond is :math:`2\\Phi(-z_{max})`.
-        n_time: samples of the reported time series on ``[0, τ]`` (uniform).
+    Accuracy (every method):
+        rtol: requested relative accuracy of every reported scalar (default 1e-6). A report
+            whose error estimates exceed it has ``converged = False``; :func:`speed_accuracy`
+            first refines the resolution up to ``max_refine`` times to meet it.
+        max_refine: how many times :func:`speed_accuracy` may double the resolution.
+
+    ``method="cdf"`` (default; quadrature in :math:`x` of the CDF form,
+    :mod:`jaxsa.cdf_quadrature`):
+        n_comp: panel edges across each mixture component of :math:`P_t` (``±comp_z`` widths).
+        comp_z: half-width of those edges in component standard deviations.
+        n_span: uniform panel edges over the whole support (gaps between modes, tails).
+        order: Gauss–Kronrod order in :math:`x` (``2 order + 1`` nodes a panel).
+        n_cross: most crossings of :math:`F_{P_\\tau}` and :math:`F_{\\tilde P_\\tau}` resolved.
+        time_levels: panels in time graded geometrically in :math:`\\sigma_t/m_t` from
+            ``rho_lo`` × the narrowest data scale up to :math:`t = \\tau/2`; ``time_top``
+            uniform panels on :math:`[\\tau/2, \\tau]`; ``time_order``: their Gauss–Kronrod order.
+        tail_log: :math:`D_0`'s panels reach where its integrand's Gaussian tail is
+            :math:`e^{-\\text{tail\\_log}}` of its peak.
+
+    Quantile methods (``"particles"``, ``"flow_map"``; also :func:`speed_accuracy_from_start`):
+        n_quantiles, z_max: normal-score quantile nodes on ``[-z_max, z_max]``.
         n_gauss: Gauss–Legendre nodes for :math:`c_1, c_2, L_\\tau`.
-        chi2_stride: :math:`D_t` is checked at every ``chi2_stride``-th series time.
-        grid: ``(x_min, x_max, n_cells)`` of the density snapshots.
+        ode, map_nodes, map_z_max: see :func:`speed_accuracy`.
+
+    Output:
+        n_time: samples of the reported time series on ``[0, τ]`` (uniform).
+        chi2_stride: :math:`D_t` is reported at every ``chi2_stride``-th series time.
+        grid: ``(x_min, x_max, n_cells)`` of the density snapshots, or ``None`` (default):
+            chosen from the quantiles of :math:`P_t` and :math:`\\tilde P_t` at the snapshots.
         snapshots: fractions of τ at which densities are reported.
-        mass_tol: largest probability mass allowed outside ``grid`` (the grid only carries
-            the density snapshots; every reported number is computed on the quantile nodes).
-        ode: :class:`jaxsa.flow.ODESettings`.
-        method: ``"particles"`` (default) transports every forward and estimated particle
-            through the probability-flow ODE; ``"flow_map"`` transports only ``map_nodes``
-            forward particles and carries the estimated ones through the interpolated flow
-            map (see :func:`speed_accuracy`; several times faster, for sweeps).
-        map_nodes: forward particles of the ``"flow_map"`` method, at uniform normal scores.
-        map_z_max: those particles span normal scores ``[-map_z_max, map_z_max]``; estimated
-            particles whose level lies beyond it are extrapolated linearly (their mass is
-            negligible whenever the perturbed start's tails are not far heavier than
-            :math:`P_\\tau`'s: :math:`\\Phi(-16) \\approx 6\\cdot 10^{-58}`).
+        mass_tol: largest probability mass allowed outside an explicit ``grid``.
     """
 
+    method: str = "cdf"
+    rtol: float = 1e-6
+    max_refine: int = 2
+    n_comp: int = 16
+    comp_z: float = 9.0
+    n_span: int = 48
+    order: int = 7
+    n_cross: int = 8
+    time_levels: int = 8
+    time_top: int = 2
+    time_order: int = 7
+    rho_lo: float = 0.02
+    tail_log: float = 45.0
     n_quantiles: int = 1024
     z_max: float = 8.5
     n_time: int = 151
     n_gauss: int = 32
     chi2_stride: int = 10
-    grid: tuple = (-6.0, 6.0, 1200)
+    grid: tuple | None = None
+    n_grid: int = 1200
     snapshots: tuple = (0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0)
     mass_tol: float = 1e-6
     ode: ODESettings = ODESettings()
-    method: str = "particles"
     map_nodes: int = 1024
     map_z_max: float = 16.0
 
     def refined(self, factor: int = 2) -> "Settings":
-        """Every resolution refined by ``factor`` (quantiles, time nodes, grid, ODE tolerance)."""
-        lo, hi, n = self.grid
+        """Every resolution refined by ``factor`` (nodes, panels, time nodes, grid, ODE tolerance)."""
+        grid = self.grid
+        if grid is not None:
+            lo, hi, n = grid
+            grid = (lo, hi, n * factor)
         return dataclasses.replace(
             self,
+            n_comp=self.n_comp * factor,
+            n_span=self.n_span * factor,
+            time_levels=self.time_levels * factor,
+            time_top=self.time_top * factor,
             n_quantiles=self.n_quantiles * factor,
             n_time=(self.n_time - 1) * factor + 1,
             n_gauss=self.n_gauss * factor,
             chi2_stride=self.chi2_stride * factor,
-            grid=(lo, hi, n * factor),
+            grid=grid,
+            n_grid=self.n_grid * factor,
             ode=self.ode.refined(factor),
             map_nodes=self.map_nodes * factor,
         )
+
+    def quantile_method(self) -> "Settings":
+        """These settings with the all-particle quantile method (if ``cdf`` was chosen)."""
+        return self if self.method != "cdf" else dataclasses.replace(self, method="particles")
 
 
 class Report(eqx.Module):
@@ -142,9 +179,18 @@ class Report(eqx.Module):
     (max relative deviation from :math:`D_0`). Snapshots: ``snapshot_t`` ``(S,)``, ``x_grid``
     ``(G,)``, ``forward_density`` and ``estimated_density`` ``(S, G)``.
 
+    Accuracy: ``errors`` maps every name of ``SCALARS`` and ``SLACKS`` to its error estimate
+    (same units; from the embedded second resolution of the method, see
+    :mod:`jaxsa.cdf_quadrature`); ``converged`` is true when every estimate is within the
+    requested ``Settings.rtol`` (:meth:`tolerances`; every scalar but ``path_length`` and
+    ``length_bound``, see ``CONVERGED``); ``D0_finite`` is false when
+    :math:`\\chi^2(\\tilde P_\\tau\\|P_\\tau)` diverges (then ``D0 = inf`` and ``eta = c1 = 0``:
+    the relations bound nothing); ``n_crossings`` counts the crossings of the two start CDFs.
+
     Diagnostics: ``ode_steps``, ``ode_success``, ``forward_endpoint_error`` (max distance of
-    the ODE's forward particles at t = 0 from the exact data quantiles), ``mass_outside_grid``
-    (largest mass outside the grid over the snapshots).
+    the ODE's forward particles at t = 0 from the exact data quantiles; quantile methods
+    only, 0 for ``cdf``), ``mass_outside_grid`` (largest mass outside the grid over the
+    snapshots).
     """
 
     eta: jax.Array
@@ -159,6 +205,7 @@ class Report(eqx.Module):
     W2_sq: jax.Array
     length_bound: jax.Array
     ot_bound: jax.Array
+    v2_sq_max: jax.Array
     slack_77: jax.Array
     slack_80: jax.Array
     slack_82_eta_c1: jax.Array
@@ -181,33 +228,86 @@ class Report(eqx.Module):
     ode_success: jax.Array
     forward_endpoint_error: jax.Array
     mass_outside_grid: jax.Array
+    errors: dict
+    converged: jax.Array
+    D0_finite: jax.Array
+    n_crossings: jax.Array
 
     SCALARS = (
         "eta", "c1", "c2", "entropy_bound", "D0", "W1_q_p", "W1_init", "delta_W1",
-        "path_length", "W2_sq", "length_bound", "ot_bound",
+        "path_length", "W2_sq", "length_bound", "ot_bound", "v2_sq_max",
     )
     SLACKS = (
         "slack_77", "slack_80", "slack_82_eta_c1", "slack_82_c1_c2",
         "slack_91_c2_length", "slack_91_length_ot",
     )
+    # the scalars whose estimates decide ``converged``: all but L_τ = ∫v₂ dt and L²/τ, whose
+    # integrand has a kink wherever v₂ vanishes (P_t's spread turning from contraction to
+    # expansion), so that no fixed rule converges fast there; they keep their estimates
+    CONVERGED = tuple(k for k in SCALARS if k not in ("path_length", "length_bound"))
 
     def violations(self, rtol: float = 1e-6) -> dict:
-        """Slacks below ``-rtol`` times the larger side of their inequality (concrete reports)."""
-        scale = {
-            "slack_77": self.entropy_bound, "slack_80": jnp.max(self.v2_sq),
-            "slack_82_eta_c1": self.c1, "slack_82_c1_c2": self.c2,
-            "slack_91_c2_length": self.c2, "slack_91_length_ot": self.length_bound,
-        }
-        return {k: float(getattr(self, k)) for k in self.SLACKS
-                if float(getattr(self, k)) < -rtol * float(scale[k])}
+        """Slacks below ``-(rtol × scale + error estimate)`` (concrete reports): the one rule
+        of :func:`violated`, which ``jaxsa validate`` uses too."""
+        rec = {k: float(getattr(self, k)) for k in self.SCALARS + self.SLACKS}
+        errs = {k: float(v) for k, v in self.errors.items()}
+        return {k: rec[k] for k in violated(rec, errs, rtol)}
+
+    def tolerances(self, rtol: float) -> dict:
+        """The error allowed for each scalar at relative accuracy ``rtol`` (see :func:`tolerance_of`)."""
+        return tolerance_of({k: getattr(self, k) for k in self.SCALARS}, rtol)
 
     def to_dict(self) -> dict:
-        """Plain Python floats and lists (for JSON)."""
+        """Plain Python floats and lists (for JSON); ``errors`` as ``<name>_err`` entries."""
         out = {}
         for f in dataclasses.fields(self):
-            a = np.asarray(getattr(self, f.name))
+            v = getattr(self, f.name)
+            if f.name == "errors":
+                for k, e in v.items():
+                    out[f"{k}_err"] = np.asarray(e).tolist()
+                continue
+            a = np.asarray(v)
             out[f.name] = a.tolist() if a.ndim else a.item()
         return out
+
+
+# slack -> the side of its inequality that sets its tolerance scale (one rule everywhere)
+SCALE_OF = {
+    "slack_77": "entropy_bound",
+    "slack_80": "v2_sq_max",
+    "slack_82_eta_c1": "c1",
+    "slack_82_c1_c2": "c2",
+    "slack_91_c2_length": "c2",
+    "slack_91_length_ot": "length_bound",
+}
+
+
+def violated(values: dict, errors: dict, rtol: float) -> list:
+    """Names of the inequalities violated beyond round-off and the computation's own error:
+    ``slack < -(rtol × |scale| + error of the slack)``, the scale being the larger side of the
+    inequality (:data:`SCALE_OF`). ``values`` and ``errors`` map names to floats."""
+    out = []
+    for s, scale in SCALE_OF.items():
+        err = errors.get(s, 0.0)
+        err = err if np.isfinite(err) else 0.0
+        if values[s] < -(rtol * abs(values[scale]) + err):
+            out.append(s)
+    return out
+
+
+def tolerance_of(values: dict, rtol: float) -> dict:
+    """Error allowed for each scalar: ``rtol × |value|``; for ``delta_W1`` also
+    ``1e-3 rtol × W₁`` (a difference far below W₁ is known absolutely), so that η is held to
+    about ``2 rtol`` relative, or absolutely where :math:`|\\Delta W_1| < 10^{-3} W_1`; for ``c1``
+    and ``eta`` (which follow ``delta_W1``) also ``1e-3 rtol × c₂``."""
+    tol = {k: rtol * jnp.abs(v) for k, v in values.items()}
+    w1 = jnp.maximum(jnp.abs(values["W1_q_p"]), jnp.abs(values["W1_init"]))
+    tol["delta_W1"] = tol["delta_W1"] + 1e-3 * rtol * w1
+    floor = 1e-3 * rtol * jnp.abs(values["c2"])
+    tol["eta"] = jnp.where(jnp.isfinite(values["D0"]), tol["eta"] + floor, jnp.inf)
+    tol["c1"] = tol["c1"] + floor
+    tol["D0"] = jnp.where(jnp.isfinite(values["D0"]), tol["D0"], jnp.inf)
+    return tol
 
 
 # ----------------------------------------------------------------------------------------
@@ -311,15 +411,28 @@ def _check_inputs(path, settings, perturbation_cdf):
         )
     if path.data.means.ndim != 1:
         raise ValueError("speed_accuracy: this is the 1D method; `path.data` must be 1D.")
-    lo, hi, n = settings.grid
-    if not (lo < hi and n >= 2):
-        raise ValueError(f"speed_accuracy: `settings.grid` must be (x_min < x_max, n >= 2), got {settings.grid}.")
-    if settings.n_quantiles < 16 or settings.n_time < 2 or settings.n_gauss < 2:
+    if settings.grid is not None:
+        lo, hi, n = settings.grid
+        if not (lo < hi and n >= 2):
+            raise ValueError(f"speed_accuracy: `settings.grid` must be (x_min < x_max, n >= 2), "
+                             f"got {settings.grid}.")
+    if settings.n_time < 2 or settings.n_grid < 2:
+        raise ValueError("speed_accuracy: `settings.n_time` and `settings.n_grid` must be >= 2.")
+    if settings.method not in ("cdf", "particles", "flow_map"):
+        raise ValueError(f"speed_accuracy: `settings.method` must be 'cdf', 'particles' or "
+                         f"'flow_map', got {settings.method!r}.")
+    if not settings.rtol > 0:
+        raise ValueError(f"speed_accuracy: `settings.rtol` must be > 0, got {settings.rtol}.")
+    if settings.method == "cdf":
+        if (settings.n_comp < 4 or settings.n_span < 4 or settings.order < 2
+                or settings.time_levels < 1 or settings.time_top < 1 or settings.time_order < 2
+                or settings.n_cross < 1):
+            raise ValueError("speed_accuracy: `settings` resolution too coarse for the cdf method "
+                             "(n_comp >= 4, n_span >= 4, order >= 2, time_levels >= 1, "
+                             "time_top >= 1, time_order >= 2, n_cross >= 1).")
+    elif settings.n_quantiles < 16 or settings.n_gauss < 2:
         raise ValueError("speed_accuracy: `settings` resolution too coarse (n_quantiles >= 16, "
-                         "n_time >= 2, n_gauss >= 2).")
-    if settings.method not in ("particles", "flow_map"):
-        raise ValueError(f"speed_accuracy: `settings.method` must be 'particles' or 'flow_map', "
-                         f"got {settings.method!r}.")
+                         "n_gauss >= 2).")
     if settings.method == "flow_map" and not (settings.map_nodes >= 16
                                               and settings.map_z_max >= settings.z_max):
         raise ValueError("speed_accuracy: the flow map needs `settings.map_nodes` >= 16 and "
@@ -330,7 +443,10 @@ def _check_inputs(path, settings, perturbation_cdf):
     else:
         tau = check(path.tau > 0, "OTPath: `tau` must be > 0.", path.tau)
         path = eqx.tree_at(lambda p: p.tau, path, tau)
-    # the grid must hold the mass of q, P_τ and the perturbed start (cheap, by their CDFs)
+    if settings.grid is None:
+        return path
+    # an explicit grid must hold the mass of q, P_τ and the perturbed start (by their CDFs)
+    lo, hi, _ = settings.grid
     cdfs = [("data q", path.data.cdf), ("P_tau", end_marginal(path).cdf)]
     if perturbation_cdf is not None:
         cdfs.append(("perturbation", perturbation_cdf))
@@ -341,37 +457,48 @@ def _check_inputs(path, settings, perturbation_cdf):
 
 
 def speed_accuracy(path, perturbation, settings: Settings = Settings()) -> Report:
-    """Every quantity of the speed-accuracy relations for one forward process and one
-    perturbed start (SPEC §4, Eqs. 77–82, 91; §2 Eqs. 36, 66–67; Appendix E).
+    r"""Every quantity of the speed-accuracy relations for one forward process and one
+    perturbed start, each with its error estimate (SPEC §4, Eqs. 77–82, 91; §2 Eqs. 36,
+    66–67; Appendix E).
 
     Args:
         path: the forward process with its velocity field: a :class:`jaxsa.DiffusionPath`
-            (schedule + 1D Gaussian-mixture data; closed-form field, ODE through diffrax) or
-            a :class:`jaxsa.OTPath` (exact 1D optimal transport; exact flow).
-        perturbation: the perturbed start :math:`\\tilde P_\\tau` of the estimated process, a
+            (schedule + 1D Gaussian-mixture data; closed-form field) or a
+            :class:`jaxsa.OTPath` (exact 1D optimal transport).
+        perturbation: the perturbed start :math:`\tilde P_\tau` of the estimated process, a
             1D :class:`jaxsa.GaussianMixture` or :class:`jaxsa.Uniform`.
-        settings: static :class:`Settings` (resolutions, grid, ODE tolerances).
+        settings: static :class:`Settings` (method, requested accuracy, resolutions).
 
     Returns:
-        A :class:`Report` pytree. Under ``jax.vmap`` over a batch of paths or perturbations
-        of one kind every leaf gains a leading batch axis. To batch perturbations of
-        *different* kinds, map :func:`perturbation_start` over them, stack, and vmap
-        :func:`speed_accuracy_from_start`.
+        A :class:`Report` pytree: values, ``errors`` (estimates), ``converged`` and
+        ``D0_finite``. With the default ``method="cdf"`` (:mod:`jaxsa.cdf_quadrature`) the
+        resolution is doubled up to ``settings.max_refine`` times until every estimate meets
+        ``settings.rtol`` (outside ``jit``; under a transformation the one resolution given
+        is used and ``converged`` tells). When :math:`\chi^2(\tilde P_\tau\|P_\tau)` diverges
+        (a start with heavier tails than :math:`P_\tau`) the report has ``D0 = inf``,
+        ``eta = c1 = 0``, ``D0_finite = False`` and a :class:`jaxsa.Float64Warning`-style
+        :class:`jaxsa.DivergenceWarning` is issued. Under ``jax.vmap`` over a batch of paths
+        or perturbations of one kind every leaf gains a leading batch axis.
 
     Raises:
-        ValueError: an invalid schedule (Eq. 24, end conditions), a grid that does not hold
-            the mass, or malformed inputs, before any heavy computation (at run time through
-            ``equinox.error_if`` when the inputs are traced).
+        ValueError: an invalid schedule (Eq. 24, end conditions), an explicit grid that does
+            not hold the mass, or malformed inputs, before any heavy computation (at run time
+            through ``equinox.error_if`` when the inputs are traced).
 
     Needs float64 (warns otherwise). Example::
 
         with jaxsa.float64():
             path = jaxsa.DiffusionPath(jaxsa.CondOT(1.0), jaxsa.paper_data())
             rep = jaxsa.speed_accuracy(path, jaxsa.gaussian(1.0, 1.0))
-            print(rep.eta, rep.c1, rep.c2)      # η ≤ c₁ ≤ c₂
+            print(rep.eta, rep.errors["eta"], rep.converged)   # η ≤ c₁ ≤ c₂
     """
+    from jaxsa.cdf_quadrature import Start
+
     warn_if_float32("speed_accuracy (η, c₁, c₂, D₀)", path, perturbation)
-    if not hasattr(perturbation, "normal_score_quantile") or not hasattr(perturbation, "cdf"):
+    if isinstance(perturbation, Start):
+        if settings.method != "cdf":
+            raise ValueError("speed_accuracy: a `Start` needs settings.method = 'cdf'.")
+    elif not hasattr(perturbation, "normal_score_quantile") or not hasattr(perturbation, "cdf"):
         raise ValueError(
             "speed_accuracy: `perturbation` must be a 1D density with a quantile function "
             f"(GaussianMixture or Uniform), got {type(perturbation).__name__}."
@@ -379,8 +506,23 @@ def speed_accuracy(path, perturbation, settings: Settings = Settings()) -> Repor
     if getattr(perturbation, "event_shape", ()) != ():
         raise ValueError("speed_accuracy: `perturbation` must be 1D.")
     path = _check_inputs(path, settings, perturbation.cdf)
-    start = perturbation_start(perturbation, settings)
-    return _from_start_jit(path, start, settings)
+    if settings.method != "cdf":
+        start = perturbation_start(perturbation, settings)
+        return _from_start_jit(path, start, settings)
+    rep = _cdf_jit(path, perturbation, settings)
+    if is_concrete(rep.converged):
+        for _ in range(settings.max_refine):
+            if bool(np.all(np.asarray(rep.converged))):
+                break
+            settings = settings.refined(2)
+            rep = _cdf_jit(path, perturbation, settings)
+        if not bool(np.all(np.asarray(rep.D0_finite))):
+            warnings.warn(
+                "speed_accuracy: chi^2(P~_tau || P_tau) diverges (the perturbed start has "
+                "heavier tails than P_tau: its widest component variance is >= 2x that of "
+                "P_tau); D0 = inf and eta = c1 = 0 -- the relations bound nothing here.",
+                DivergenceWarning, stacklevel=2)
+    return rep
 
 
 def perturbation_start(perturbation, settings: Settings = Settings()):
@@ -416,11 +558,13 @@ def speed_accuracy_from_start(path, start, settings: Settings = Settings()) -> R
             f"speed_accuracy_from_start: `start` must be two arrays of shape (..., "
             f"{settings.n_quantiles}) (settings.n_quantiles); got {jnp.shape(x)}, {jnp.shape(log_p)}."
         )
-    _, w = quantile_nodes(settings.n_quantiles, settings.z_max)
-    lo, hi, _ = settings.grid
-    mass = jnp.sum(jnp.asarray(w) * ((x < lo) | (x > hi)), axis=-1)
+    settings = settings.quantile_method()
     path = _check_inputs(path, settings, None)
-    mass = check(mass <= settings.mass_tol, _mass_message(settings, "perturbation", mass), mass)
+    if settings.grid is not None:
+        _, w = quantile_nodes(settings.n_quantiles, settings.z_max)
+        lo, hi, _ = settings.grid
+        mass = jnp.sum(jnp.asarray(w) * ((x < lo) | (x > hi)), axis=-1)
+        mass = check(mass <= settings.mass_tol, _mass_message(settings, "perturbation", mass), mass)
     return _from_start_jit(path, (x, log_p), settings)
 
 
@@ -572,29 +716,55 @@ def _speed_accuracy(path, start, settings: Settings) -> Report:
 
     gw = jnp.asarray(gw, dtype) * tau
     v2_sq = jnp.sum(w * vf**2, axis=-1)  # (S,)
-    c2 = jnp.sum(gw * v2_sq[i_gl])
-    length = jnp.sum(gw * jnp.sqrt(v2_sq[i_gl]))
     x_data = path.data.normal_score_quantile(z)
     W2_sq = jnp.sum(w * (x_data - x_f0) ** 2)
-    length_bound = length**2 / tau
-    ot_bound = W2_sq / tau
 
-    lo, hi, ng = settings.grid
+    if settings.grid is not None:
+        lo, hi, ng = settings.grid
+    else:  # from the particles within normal scores ±6 at the snapshots
+        keep = np.abs(quantile_nodes(settings.n_quantiles, settings.z_max)[0]) <= 6.0
+        pos = jnp.concatenate([xf[i_snap][:, keep].ravel(), xe[:, i_snap][..., keep].ravel()])
+        pad = 0.05 * (jnp.max(pos) - jnp.min(pos))
+        lo, hi, ng = jnp.min(pos) - pad, jnp.max(pos) + pad, settings.n_grid
     xg = jnp.linspace(lo, hi, ng + 1, dtype=dtype)
     interp = jax.vmap(lambda xp, fp: jnp.interp(xg, xp, fp, left=0.0, right=0.0))
     forward_density = interp(xf[i_snap], jnp.exp(logp_f0 - ljf[r_snap]))
     out_f = jnp.max(jnp.sum(w * ((xf[i_snap] < lo) | (xf[i_snap] > hi)), axis=-1))
+    # embedded coarse rule: every other level node (trapezoid with 2h), for the error estimate
+    zc = z[::2]
+    wc = 2.0 * (z[1] - z[0]) * jnp.exp(-0.5 * zc**2) / jnp.sqrt(2 * jnp.pi)
+    wc = wc.at[0].multiply(0.5).at[-1].multiply(0.5)
+    x_datac = x_data[::2]
+    W2_sqc = jnp.sum(wc * (x_datac - x_f0[::2]) ** 2)
+    v2_sqc = jnp.sum(wc * vf[:, ::2] ** 2, axis=-1)
+
+    def scal(W1, dW1, D0, v2, W2, gw_):
+        vl = dW1**2 / D0
+        c1_, c2_ = jnp.sum(gw_ * vl[i_gl]), jnp.sum(gw_ * v2[i_gl])
+        L = jnp.sum(gw_ * jnp.sqrt(v2[i_gl]))
+        d = W1[-1] - W1[0]
+        e = d**2 / (tau * D0)
+        lb = L**2 / tau
+        return dict(eta=e, c1=c1_, c2=c2_, entropy_bound=c2_, D0=D0, W1_q_p=W1[-1],
+                    W1_init=W1[0], delta_W1=d, path_length=L, W2_sq=W2, length_bound=lb,
+                    ot_bound=W2 / tau, v2_sq_max=jnp.max(v2), slack_77=c2_ - e,
+                    slack_80=jnp.min(v2 - vl), slack_82_eta_c1=c1_ - e, slack_82_c1_c2=c2_ - c1_,
+                    slack_91_c2_length=c2_ - lb, slack_91_length_ot=lb - W2 / tau)
 
     def one(xe, ve, lje, x_e0, logpt_e0):
         # χ² divergence at the start (Eq. 78): E_{P̃}[P̃/P] - 1
         logp_e0 = p_tau.log_density(x_e0)
         D0 = jnp.sum(w * jnp.exp(logpt_e0 - logp_e0)) - 1.0
-        W1, dW1 = abs_quadrature(xf - xe, vf - ve, jnp.sign(x_f0 - x_e0), z, w)
+        D0c = jnp.sum(wc * jnp.exp(logpt_e0 - logp_e0)[::2]) - 1.0
+        sign = jnp.sign(x_f0 - x_e0)
+        W1, dW1 = abs_quadrature(xf - xe, vf - ve, sign, z, w)
+        W1c, dW1c = abs_quadrature((xf - xe)[:, ::2], (vf - ve)[:, ::2], sign[::2], zc, wc)
         vloss_sq = dW1**2 / D0
-        c1 = jnp.sum(gw * vloss_sq[i_gl])
-        W1_q_p, W1_init = W1[-1], W1[0]  # save times run from τ down to 0
-        delta = W1_q_p - W1_init
-        eta = delta**2 / (tau * D0)
+        fine = scal(W1, dW1, D0, v2_sq, W2_sq, gw)
+        coarse = scal(W1c, dW1c, D0c, v2_sqc, W2_sqc, gw)
+        errors = {k: jnp.abs(fine[k] - coarse[k]) for k in fine}
+        tol = tolerance_of({k: fine[k] for k in Report.SCALARS}, settings.rtol)
+        ok = jnp.stack([errors[k] <= tol[k] for k in Report.CONVERGED]).all()
         # χ² along the flow: D_t = E_{P̃_t}[P̃_t/P_t] - 1, P̃_t carried by the log-Jacobian
         # and P_t evaluated independently (closed form)
         if isinstance(path, OTPath):
@@ -606,17 +776,8 @@ def _speed_accuracy(path, start, settings: Settings) -> Report:
         chi2 = jnp.sum(w * jnp.exp(logpt_e0 - lje[r_chi] - logp_fwd), axis=-1) - 1.0
         estimated_density = interp(xe[i_snap], jnp.exp(logpt_e0 - lje[r_snap]))
         out_e = jnp.max(jnp.sum(w * ((xe[i_snap] < lo) | (xe[i_snap] > hi)), axis=-1))
-        ent = c2  # ∫ T Ṡ^tot = ∫ v₂²: every 1D velocity field is a gradient (Eq. 67 equality)
         return Report(
-            eta=eta, c1=c1, c2=c2, entropy_bound=ent, D0=D0, W1_q_p=W1_q_p, W1_init=W1_init,
-            delta_W1=delta, path_length=length, W2_sq=W2_sq, length_bound=length_bound,
-            ot_bound=ot_bound,
-            slack_77=ent - eta,
-            slack_80=jnp.min(v2_sq - vloss_sq),
-            slack_82_eta_c1=c1 - eta,
-            slack_82_c1_c2=c2 - c1,
-            slack_91_c2_length=c2 - length_bound,
-            slack_91_length_ot=length_bound - ot_bound,
+            **fine,
             t=ts[i_uni], v2_sq=v2_sq[i_uni], vloss_sq=vloss_sq[i_uni], W1_t=W1[i_uni],
             dW1_dt=dW1[i_uni], chi2_t=t_chi, chi2=chi2,
             chi2_residual=jnp.max(jnp.abs(chi2 - D0)) / D0,
@@ -625,6 +786,8 @@ def _speed_accuracy(path, start, settings: Settings) -> Report:
             ode_steps=stats["num_steps"], ode_success=stats["success"],
             forward_endpoint_error=jnp.max(jnp.abs(xf[-1] - x_data)),
             mass_outside_grid=jnp.maximum(out_f, out_e),
+            errors=errors, converged=ok, D0_finite=jnp.isfinite(D0),
+            n_crossings=jnp.sum(sign[:-1] * sign[1:] < 0),
         )
 
     reports = jax.vmap(one)(xe, ve, lje, x_e0, logpt_e0)
@@ -633,3 +796,226 @@ def _speed_accuracy(path, start, settings: Settings) -> Report:
 
 def _fmt(x):
     return f"{float(x):.3g}" if is_concrete(x) else "<traced>"
+
+
+# ---- the CDF method (default) -----------------------------------------------------------
+def _rho_times(schedule, targets, tau):
+    """Times in ``[0, τ/2]`` where :math:`\\sigma_t/m_t` reaches each target (bisection;
+    :math:`\\sigma/m` is increasing by Eq. 24)."""
+    def rho(t):
+        return jnp.sqrt(schedule.sigma_sq(t)) / schedule.m(t)
+
+    def body(_, ab):
+        lo, hi = ab
+        mid = 0.5 * (lo + hi)
+        below = rho(mid) < targets
+        return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+
+    z = jnp.zeros_like(targets)
+    lo, hi = jax.lax.fori_loop(0, 60, body, (z, z + 0.5 * tau))
+    return 0.5 * (lo + hi)
+
+
+def _time_rule(path, settings):
+    """Composite Gauss–Kronrod nodes in time ``(N,)`` and Kronrod / Gauss weights: panels
+    graded geometrically in :math:`\\sigma_t/m_t` from ``rho_lo`` × the narrowest data scale
+    to :math:`\\tau/2`, then uniform to τ."""
+    from jaxsa.cdf_quadrature import _panels
+
+    tau = path.tau
+    d = path.data
+    s_min = jnp.min(jnp.where(d.weights > 0, d.scales, jnp.inf))
+    sched = path.schedule
+    rho_mid = jnp.sqrt(sched.sigma_sq(0.5 * tau)) / sched.m(0.5 * tau)
+    rho_lo = jnp.minimum(settings.rho_lo * s_min, 0.5 * rho_mid)
+    j = jnp.arange(settings.time_levels + 1) / settings.time_levels
+    targets = rho_lo * (rho_mid / rho_lo) ** j
+    t_geo = _rho_times(sched, targets, tau)
+    top = 0.5 * tau + 0.5 * tau * jnp.arange(1, settings.time_top + 1) / settings.time_top
+    edges = jnp.concatenate([jnp.zeros(1, tau.dtype), t_geo.at[-1].set(0.5 * tau), top])
+    return _panels(edges, settings.time_order)  # (panels, 2n+1) each
+
+
+def _snapshot_grid(lo_hi, settings):
+    if settings.grid is not None:
+        lo, hi, n = settings.grid
+        return jnp.linspace(lo, hi, n + 1)
+    lo, hi = lo_hi
+    return jnp.linspace(lo, hi, settings.n_grid + 1)
+
+
+def _speed_accuracy_cdf(path, pert, settings: Settings) -> Report:
+    """Core of the CDF method for one path and one perturbation (jittable, vmappable)."""
+    from jaxsa import cdf_quadrature as cq
+
+    dtype = jnp.result_type(float)
+    tau = path.tau
+    is_ot = isinstance(path, OTPath)
+    p_tau = end_marginal(path)
+    pert = cq.as_start(pert)
+    yc, n_cross = cq.crossings(p_tau, pert, settings.n_cross, settings.z_max)
+    y_breaks = jnp.concatenate([yc, cq.breakpoints(pert)])
+    D0v, divergent = cq.chi2_start(p_tau, pert, settings)  # (2,): Kronrod, Gauss
+
+    table = cq.QuantileTable(p_tau)
+
+    def at(t):  # every x-integral at time t (DiffusionPath)
+        return cq.x_integrals(path.marginal(t), p_tau, pert, lambda x: path.velocity(t, x),
+                              y_breaks, settings, table)
+
+    n_series = settings.n_time if settings.n_time > 2 else 0
+    ts = jnp.linspace(0.0, 1.0, settings.n_time, dtype=dtype) * tau
+    if is_ot:
+        def nu0(x):  # OT velocity at t = 0: (T(x) - x)/τ
+            return (path.transport_map(x) - x) / tau
+
+        I0 = cq.x_integrals(path.data, p_tau, pert, nu0, y_breaks, settings, table)
+        It = cq.x_integrals(p_tau, p_tau, pert, None, y_breaks, settings, table)
+    else:
+        tpan, twk, twg = _time_rule(path, settings)
+        tn = tpan.ravel()
+        all_t = jnp.concatenate([jnp.zeros(1, dtype), tau[None], tn] + ([ts] if n_series else []))
+        I_all = jax.vmap(at)(all_t)  # one program for every time: dict of (N, 2)
+        nq = tn.shape[0]
+        I0 = {k: v[0] for k, v in I_all.items()}
+        It = {k: v[1] for k, v in I_all.items()}
+        Iq = {k: v[2:2 + nq] for k, v in I_all.items()}
+        Is = {k: v[2 + nq:] for k, v in I_all.items()}
+
+    # values ([0]) and error estimates ([1]) of every integral, propagated to first order
+    D0, eD0 = D0v[0], D0v[1]
+    W1_q_p, W1_init = I0["W1"][0], It["W1"][0]
+    eW1q, eW1i = I0["W1"][1], It["W1"][1]
+    delta, e_delta = W1_q_p - W1_init, eW1q + eW1i
+    W2_sq, eW2 = I0["W2_sq"][0], I0["W2_sq"][1]
+    safeD0 = jnp.where(divergent, 1.0, D0)
+    eta = jnp.where(divergent, 0.0, delta**2 / (tau * safeD0))
+    e_eta = jnp.where(divergent, 0.0, 2 * jnp.abs(delta) * e_delta / (tau * safeD0)
+                      + eta * eD0 / safeD0)
+    if is_ot:  # straight lines: W₁ linear in t, constant speed (SPEC §5)
+        v2 = W2_sq / tau**2
+        c2, e_c2 = W2_sq / tau, eW2 / tau
+        length, e_len = jnp.sqrt(W2_sq), 0.5 * eW2 / jnp.sqrt(W2_sq)
+        c1, e_c1 = eta, e_eta
+        vl = jnp.where(divergent, 0.0, delta**2 / (tau**2 * safeD0))
+        v2_max, e_v2max = v2, eW2 / tau**2
+        s80, e_s80 = v2 - vl, eW2 / tau**2 + e_eta / tau
+    else:
+        P, N = tpan.shape
+        v2, ev2 = Iq["v2_sq"][:, 0], Iq["v2_sq"][:, 1]
+        dW, edW = Iq["dW1"][:, 0], Iq["dW1"][:, 1]
+        vl = jnp.where(divergent, 0.0, dW**2 / safeD0)
+        evl = jnp.where(divergent, 0.0, 2 * jnp.abs(dW) * edW / safeD0 + vl * eD0 / safeD0)
+        sq = jnp.sqrt(jnp.maximum(v2, 0.0))
+        esq = ev2 / (2 * jnp.maximum(sq, jnp.sqrt(ev2) + 1e-300))
+        wflat = twk.ravel()
+
+        def time_int(f, ef):  # ∫ f dt by Kronrod in time, + the integrand's own x-errors
+            vt = cq.integrate(f.reshape(P, N), twk, twg)
+            return vt[0], vt[1] + jnp.sum(jnp.abs(wflat) * ef)
+
+        c2, e_c2 = time_int(v2, ev2)
+        c1, e_c1 = time_int(vl, evl)
+        length, e_len = time_int(sq, esq)
+        i_max = jnp.argmax(v2)
+        v2_max, e_v2max = v2[i_max], ev2[i_max]
+        i80 = jnp.argmin(v2 - vl)
+        s80, e_s80 = (v2 - vl)[i80], (ev2 + evl)[i80]
+    length_bound, e_lb = length**2 / tau, 2 * length * e_len / tau
+    ot_bound, e_ot = W2_sq / tau, eW2 / tau
+    fine = dict(
+        eta=eta, c1=c1, c2=c2, entropy_bound=c2, D0=D0, W1_q_p=W1_q_p, W1_init=W1_init,
+        delta_W1=delta, path_length=length, W2_sq=W2_sq, length_bound=length_bound,
+        ot_bound=ot_bound, v2_sq_max=v2_max, slack_77=c2 - eta, slack_80=s80,
+        slack_82_eta_c1=c1 - eta, slack_82_c1_c2=c2 - c1,
+        slack_91_c2_length=c2 - length_bound, slack_91_length_ot=length_bound - ot_bound,
+    )
+    errors = dict(
+        eta=e_eta, c1=e_c1, c2=e_c2, entropy_bound=e_c2, D0=jnp.where(divergent, 0.0, eD0),
+        W1_q_p=eW1q, W1_init=eW1i, delta_W1=e_delta, path_length=e_len, W2_sq=eW2,
+        length_bound=e_lb, ot_bound=e_ot, v2_sq_max=e_v2max, slack_77=e_c2 + e_eta,
+        slack_80=e_s80, slack_82_eta_c1=e_c1 + e_eta, slack_82_c1_c2=e_c2 + e_c1,
+        slack_91_c2_length=e_c2 + e_lb, slack_91_length_ot=e_lb + e_ot,
+    )
+    errors = {k: jnp.where(jnp.isnan(e), jnp.inf, e) for k, e in errors.items()}
+    tol = tolerance_of({k: fine[k] for k in Report.SCALARS}, settings.rtol)
+    ok = jnp.stack([errors[k] <= tol[k] for k in Report.CONVERGED]).all() & (n_cross <= settings.n_cross)
+
+    # ---- series (uniform times) and density snapshots --------------------------------------
+    D0 = fine["D0"]
+    if is_ot:
+        s = ts / tau
+        W1_t = (1 - s) * fine["W1_q_p"] + s * fine["W1_init"]
+        dW1 = jnp.full_like(ts, -fine["delta_W1"] / tau)
+        v2_t = jnp.full_like(ts, fine["W2_sq"] / tau**2)
+        chi2_t = jnp.full_like(ts[:: settings.chi2_stride], D0)
+    elif n_series:
+        W1_t, dW1, v2_t = Is["W1"][:, 0], Is["dW1"][:, 0], Is["v2_sq"][:, 0]
+        chi2_t = Is["chi2"][:: settings.chi2_stride, 0]
+    else:
+        W1_t = jnp.stack([I0["W1"][0], It["W1"][0]])
+        dW1 = jnp.stack([I0["dW1"][0], It["dW1"][0]])
+        v2_t = jnp.stack([I0["v2_sq"][0], It["v2_sq"][0]])
+        chi2_t = jnp.stack([I0["chi2"][0], It["chi2"][0]])[:: settings.chi2_stride]
+    vloss_t = jnp.where(divergent, 0.0, dW1**2 / D0)
+    t_chi = ts[:: settings.chi2_stride] if settings.n_time > 2 or is_ot else ts[:: settings.chi2_stride]
+    chi2_res = jnp.where(divergent, 0.0, jnp.max(jnp.abs(chi2_t - D0)) / D0)
+
+    snap_t = jnp.asarray(settings.snapshots, dtype) * tau
+    z6 = jnp.asarray([-6.0, 6.0], dtype)
+    if is_ot:
+        def x_of(t, y):  # position at time t of the particle at y at τ
+            s = t / tau
+            return (1 - s) * path.inverse_map(y) + s * y
+
+        def origin_y(t, x):  # its start y
+            return path.transport_map(path._origin(t, x))
+
+        def log_pt(t, x):
+            return path.log_density(t, x)
+    else:
+        def x_of(t, y):
+            return cq.normal_score_quantile(path.marginal(t), cq.normal_score(p_tau, y))
+
+        def origin_y(t, x):
+            return table(cq.normal_score(path.marginal(t), x))
+
+        def log_pt(t, x):
+            return path.marginal(t).log_density(x)
+
+    ends = jnp.stack([cq.normal_score_quantile(p_tau, z6), cq.normal_score_quantile(pert, z6)]).ravel()
+    ext = jax.vmap(lambda t: x_of(t, ends))(snap_t)
+    pad = 0.05 * (jnp.max(ext) - jnp.min(ext))
+    xg = _snapshot_grid((jnp.min(ext) - pad, jnp.max(ext) + pad), settings).astype(dtype)
+
+    def densities(t):
+        lp = log_pt(t, xg)
+        Y = origin_y(t, xg)
+        lr = pert.log_density(Y) - p_tau.log_density(Y)
+        fe, se = cq.cdf_sf(pert, origin_y(t, xg[jnp.array([0, -1])]))
+        fq, sq = cq.cdf_sf(p_tau, origin_y(t, xg[jnp.array([0, -1])]))
+        out = jnp.maximum(fe[0] + se[1], fq[0] + sq[1])
+        return jnp.exp(lp), jnp.exp(lp + lr), out
+
+    fwd, est, out = jax.vmap(densities)(snap_t)
+    zero = jnp.zeros((), jnp.int32)
+    return Report(
+        **fine, t=ts, v2_sq=v2_t, vloss_sq=vloss_t, W1_t=W1_t, dW1_dt=dW1, chi2_t=t_chi,
+        chi2=chi2_t, chi2_residual=chi2_res, snapshot_t=snap_t, x_grid=xg,
+        forward_density=fwd, estimated_density=est, ode_steps=zero,
+        ode_success=jnp.ones((), bool), forward_endpoint_error=jnp.zeros((), dtype),
+        mass_outside_grid=jnp.max(out), errors=errors, converged=ok,
+        D0_finite=jnp.logical_not(divergent), n_crossings=n_cross,
+    )
+
+
+@functools.partial(jax.jit, static_argnames="settings")
+def _cdf_jit(path, pert, settings):
+    return _speed_accuracy_cdf(path, pert, settings)
+
+
+@functools.partial(jax.jit, static_argnames="settings")
+def batched_cdf_jit(path, starts, settings):
+    """The CDF method for one path and a batch of starts (a stacked
+    :class:`jaxsa.cdf_quadrature.Start`): one compiled program for starts of every kind."""
+    return jax.vmap(lambda s: _speed_accuracy_cdf(path, s, settings))(starts)

@@ -44,7 +44,14 @@ from jaxsa.densities import GaussianMixture, Uniform, gaussian, paper_data, pape
 from jaxsa.families import Interpolated, PolarBernstein
 from jaxsa.flow import ODESettings
 from jaxsa.forward import DiffusionPath
-from jaxsa.relations import Report, Settings, _speed_accuracy, perturbation_start
+from jaxsa.relations import (
+    Report,
+    Settings,
+    _speed_accuracy,
+    _speed_accuracy_cdf,
+    perturbation_start,
+    speed_accuracy,
+)
 from jaxsa.schedules import CondOT, Cosine, VEGeometric, VPLinear, check_schedule
 
 __all__ = [
@@ -71,22 +78,34 @@ FAMILIES = {
 }
 
 RECORD_KEYS = Report.SCALARS + Report.SLACKS + ("chi2_residual", "forward_endpoint_error")
+ERROR_KEYS = Report.SCALARS + Report.SLACKS  # each record also carries "<key>_err"
+STATUS_KEYS = ("converged", "D0_finite", "ode_success")
 
 
-def sweep_settings(n_quantiles=1024, n_gauss=32, fixed_steps=8, method="flow_map", **kw) -> Settings:
-    """Settings for sweeps: the default resolution of the quantities, no snapshots or series.
+def sweep_settings(n_quantiles=1024, n_gauss=32, fixed_steps=8, method="cdf", **kw) -> Settings:
+    """Settings for sweeps: the default accuracy of the quantities, no snapshots or series.
 
-    Sweeps default to the flow-map method (only the forward particles go through the ODE;
-    see :func:`jaxsa.speed_accuracy`) with 8 equal Dopri8 steps: on the paper's twelve
-    configurations this agrees with the all-particle adaptive solve (rtol 1e-10) to 1.4e-7
-    relative in η, c₁, c₂, far inside the 1.4e-5 resolution error of the defaults.
-    ``fixed_steps=0`` selects the adaptive solver, ``method="particles"`` the all-particle one.
+    Sweeps default to the CDF method (:mod:`jaxsa.cdf_quadrature`) at the default resolution
+    of :class:`jaxsa.Settings`; every record carries its error estimates and ``converged``,
+    and records that miss ``rtol`` are recomputed adaptively in a second pass (see
+    :func:`run_sweep`). ``method="flow_map"`` (8 equal Dopri8 steps, ``fixed_steps``) and
+    ``method="particles"`` select the quantile methods, whose error estimate covers the
+    quadrature over levels only.
     """
     base = dict(n_quantiles=n_quantiles, n_gauss=n_gauss, n_time=2, chi2_stride=1,
-                snapshots=(0.0,), grid=(-12.0, 12.0, 8), method=method,
+                snapshots=(0.0,), n_grid=8, method=method,
                 ode=ODESettings(fixed_steps=fixed_steps))
     base.update(kw)
     return Settings(**base)
+
+
+def report_record(rep) -> dict:
+    """The scalars, slacks, their ``*_err`` estimates and the statuses of a (concrete,
+    unbatched) :class:`Report`, as plain Python values."""
+    rec = {k: float(getattr(rep, k)) for k in RECORD_KEYS}
+    rec.update({f"{k}_err": float(rep.errors[k]) for k in ERROR_KEYS})
+    rec.update({k: bool(getattr(rep, k)) for k in STATUS_KEYS})
+    return rec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,21 +221,29 @@ def map_over_devices(fn, vmap_size: int = 1):
     return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False))
 
 
-def make_evaluator(family: str, data, starts, settings: Settings, tau: float = 1.0,
+def make_evaluator(family: str, data, perturbations, settings: Settings, tau: float = 1.0,
                    vmap_size: int = 1):
-    """A jitted function ``params -> dict of (batch, n_starts) arrays`` for one family.
+    """A jitted function ``params -> dict of (batch, n_perturbations) arrays`` for one family.
 
     ``params`` is a dict of arrays with a leading batch axis (one entry per schedule), whose
-    length is a multiple of the device count; ``starts`` are stacked
-    :func:`jaxsa.perturbation_start` arrays ``(n_starts, n_quantiles)``, all solved in one
-    ODE system per schedule.
+    length is a multiple of the device count. ``perturbations`` is a list of 1D densities
+    (CDF method: each is its own program inside the one compiled function) or, for the
+    quantile methods, stacked :func:`jaxsa.perturbation_start` arrays
+    ``(n_perturbations, n_quantiles)``, all solved in one ODE system per schedule. Keys:
+    :data:`RECORD_KEYS`, ``<key>_err`` for :data:`ERROR_KEYS` and :data:`STATUS_KEYS`.
     """
     build = FAMILIES[family][0]
 
+    def fields(rep):
+        out = {k: getattr(rep, k) for k in RECORD_KEYS + STATUS_KEYS}
+        return out | {f"{k}_err": rep.errors[k] for k in ERROR_KEYS}
+
     def one(p):
         path = DiffusionPath(build(p, tau), data)
-        rep = _speed_accuracy(path, starts, settings)
-        return {k: getattr(rep, k) for k in RECORD_KEYS} | {"ode_success": rep.ode_success}
+        if settings.method == "cdf":
+            reps = [fields(_speed_accuracy_cdf(path, d, settings)) for d in perturbations]
+            return {k: jnp.stack([r[k] for r in reps]) for k in reps[0]}
+        return fields(_speed_accuracy(path, perturbations, settings))
 
     return map_over_devices(one, vmap_size)
 
@@ -349,7 +376,10 @@ def run_sweep(spec: SweepSpec, out_dir: str, progress=None, max_chunks=None) -> 
     settings = sweep_settings(**spec.settings)
     data = _data(spec)
     named = [_perturbation(p) for p in spec.perturbations]
-    starts = jax.tree.map(lambda *a: jnp.stack(a), *[perturbation_start(d, settings) for _, d in named])
+    if settings.method == "cdf":
+        starts = [d for _, d in named]
+    else:
+        starts = jax.tree.map(lambda *a: jnp.stack(a), *[perturbation_start(d, settings) for _, d in named])
     points = _points(spec)
     n_dev = jax.device_count()
     chunk = int(np.ceil(spec.chunk_size / n_dev) * n_dev)  # a multiple of the device count
@@ -388,7 +418,13 @@ def run_sweep(spec: SweepSpec, out_dir: str, progress=None, max_chunks=None) -> 
                        "params": {k: np.asarray(v).tolist() for k, v in p.items()},
                        "perturbation": pname}
                 rec.update({k: float(res[k][a, b]) for k in RECORD_KEYS})
-                rec["ode_success"] = bool(res["ode_success"][a, b])
+                rec.update({f"{k}_err": float(res[f"{k}_err"][a, b]) for k in ERROR_KEYS})
+                rec.update({k: bool(res[k][a, b]) for k in STATUS_KEYS})
+                rec["refined"] = False
+                if settings.method == "cdf" and not rec["converged"]:
+                    # second pass: this configuration alone, refined until it meets rtol
+                    rec.update(_refined_record(build(_as_arrays(p), spec.tau), data,
+                                               named[b][1], settings))
                 records.append(rec)
         return records
 
@@ -406,6 +442,22 @@ def run_sweep(spec: SweepSpec, out_dir: str, progress=None, max_chunks=None) -> 
         _atomic_json(os.path.join(out_dir, "sweep.json"), doc)
         _barrier("jaxsa-sweep-written")  # no process reports success before the file exists
     return doc
+
+
+def _as_arrays(p):
+    return {k: jnp.asarray(v, jnp.result_type(float)) for k, v in p.items()} or {"_": jnp.zeros(())}
+
+
+def _refined_record(schedule, data, perturbation, settings) -> dict:
+    """A record recomputed by :func:`jaxsa.speed_accuracy` from twice the resolution, refined
+    further up to ``settings.max_refine`` times until it meets ``settings.rtol``."""
+    import warnings
+
+    path = DiffusionPath(schedule, data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = speed_accuracy(path, perturbation, settings.refined(2))
+    return report_record(rep) | {"refined": True}
 
 
 def _valid_chunk(path, digest) -> bool:

@@ -3,6 +3,7 @@ tails, quantiles, sampling) and input validation."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -53,13 +54,18 @@ def test_logpdf_pdf_cdf_match_scipy(mix):
 def test_log_normalisation_is_float64_when_x64_enabled_after_import():
     """Enabling float64 *after* importing jaxsa (what jaxsa's docs recommend) must give float64
     log-densities: no constant may be computed by JAX at import time (it would be float32).
-    Run in a subprocess so that the import order is the documented one."""
+    Run in a subprocess so that the import order is the documented one, with
+    ``JAX_ENABLE_X64`` cleared: set in the environment it would switch float64 on before the
+    import and the test would prove nothing."""
     code = (
-        "import jax, math, jaxsa; jax.config.update('jax_enable_x64', True);"
+        "import jax, math; assert not jax.config.jax_enable_x64; import jaxsa;"
+        "jax.config.update('jax_enable_x64', True);"
         "v = float(jaxsa.gaussian(0.0, 1.0).log_density(0.0));"
         "print(repr(v - (-0.5 * math.log(2 * math.pi))))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=env)
     assert abs(float(out.stdout.strip())) < 1e-14
 
 

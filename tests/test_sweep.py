@@ -74,32 +74,56 @@ def test_sweep_matches_direct_calls(tmp_path):
         assert c2[lam] == pytest.approx(float(rep.c2), rel=1e-10)
 
 
+def _finished_chunks(chunks):
+    """Names of the chunk files on disk. A chunk is written to a ``.tmp-*`` file and renamed
+    onto ``chunk_XXXXXX.json``, so every such name is a complete chunk."""
+    if not chunks.is_dir():
+        return []
+    return sorted(f for f in os.listdir(chunks) if f.startswith("chunk_") and f.endswith(".json"))
+
+
 def test_killed_sweep_resumes_without_gaps_or_duplicates(tmp_path):
-    n_lam = 120  # many small chunks, so the kill lands mid-run even on a fast machine
+    """SIGKILL a real ``jaxsa sweep`` right after its first chunk is on disk, then resume it.
+
+    The kill is synchronised on the first chunk file appearing (not on a wall-clock guess of
+    the compile time), and chunks take ~0.2 s each here (milliseconds on a fast machine, still
+    far above the 1 ms polling), so it lands mid-run whatever the speed of the machine."""
+    n_lam = 40
     spec = _spec(n_lam=n_lam, chunk=1)
     cfg = tmp_path / "sweep.json"
     cfg.write_text(json.dumps(spec.to_json()))
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "jaxsa.cli", "sweep", str(cfg), "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     chunks = out / "chunks"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        n = len([f for f in os.listdir(chunks) if f.endswith(".json") and not f.startswith(".")]) \
-            if chunks.exists() else 0
-        if n >= 2:
-            break
-        assert proc.poll() is None, "sweep finished before it could be interrupted"
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    cmd = [sys.executable, "-m", "jaxsa.cli", "sweep", str(cfg), "--out", str(out)]
+    log = tmp_path / "killed.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(cmd, stdout=err, stderr=err)
+        try:
+            # a safety net against a hung process only; the kill waits for the first chunk
+            give_up = time.monotonic() + 1800
+            while not _finished_chunks(chunks):
+                if proc.poll() is not None:
+                    pytest.fail(f"sweep exited (rc={proc.returncode}) before writing a chunk:\n"
+                                f"{log.read_text()[-3000:]}")
+                if time.monotonic() > give_up:
+                    pytest.fail(f"no chunk written in 30 minutes:\n{log.read_text()[-3000:]}")
+                time.sleep(0.001)
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.kill()  # no-op if already dead; never leave a sweep running
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "sweep finished before it could be killed"
     assert not (out / "sweep.json").exists()
-    done_before = sorted(os.listdir(chunks))
-    assert 2 <= len([f for f in done_before if not f.startswith(".")]) < n_lam
-    # resume with the same command
-    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    done_before = _finished_chunks(chunks)
+    assert 1 <= len(done_before) < n_lam
+    before = {f: (chunks / f).read_bytes() for f in done_before}
+    # resume with the same command: exactly the missing chunks are computed
+    subprocess.run(cmd, check=True, capture_output=True, timeout=1200)
     resumed = json.loads((out / "sweep.json").read_text())
-    assert resumed["throughput"]["new_configurations"] < 2 * n_lam  # finished chunks reused
+    assert resumed["complete"]
+    assert resumed["throughput"]["new_configurations"] == 2 * (n_lam - len(done_before))
+    assert {f: (chunks / f).read_bytes() for f in done_before} == before  # reused, not rewritten
+    assert _finished_chunks(chunks) == [f"chunk_{i:06d}.json" for i in range(n_lam)]
     full = run_sweep(spec, str(tmp_path / "full"))
     idx = [r["index"] for r in resumed["records"]]
     assert idx == list(range(2 * n_lam))
