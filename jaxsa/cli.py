@@ -153,8 +153,10 @@ def reproduce_fig4(out_dir: str, settings) -> dict:
     print(f"fig4: {len(records)} configurations, compile {prov['timing']['compile_s']:.2f} s, "
           f"run {prov['timing']['run_s']:.3f} s; inequality violations: {bad or 'none'}")
     for r in records:
+        status = "converged" if r.get("converged", True) else "NOT CONVERGED"
         print(f"  {r['schedule']:8s} {r['perturbation']:9s} eta={r['eta']:.6f} c1={r['c1']:.6f} "
-              f"c2={r['c2']:.6f} D0={r['D0']:.6f}")
+              f"c2={r['c2']:.6f} D0={r['D0']:.6f} (eta error {r.get('eta_err', float('nan')):.1e}, "
+              f"{status})")
     print(f"wrote {out_dir}/fig4.json, fig5.json, fig4.png, fig5.png")
     return {"records": records, "provenance": prov}
 

@@ -234,3 +234,17 @@ def test_w1_point_cloud_bracket_is_certified_at_any_iteration_precision(dtype):
     assert r.value.dtype == jnp.float64
     assert float(r.lower) <= emd * (1 + 1e-12) and emd <= float(r.upper) * (1 + 1e-12)
     assert bool(r.converged) and float(r.value) == pytest.approx(emd, rel=0.01)
+
+
+def test_w1_point_cloud_checks_act_under_jit():
+    """The input checks act inside jit too (their returned values are used): a NaN point or
+    weights not summing to one fail at run time instead of giving a number."""
+    from jaxsa.metrics import w1_point_cloud
+
+    x = jnp.array([[0.0], [jnp.nan], [1.0]])
+    y = jnp.array([[0.5], [1.5], [2.0]])
+    with pytest.raises(Exception, match="finite"):
+        jax.block_until_ready(jax.jit(lambda a, b: w1_point_cloud(a, b).value)(x, y))
+    bad = jnp.array([0.5, 0.4, 0.3])
+    with pytest.raises(Exception, match="sum to one"):
+        jax.block_until_ready(jax.jit(lambda w: w1_point_cloud(y, y + 1.0, w, w).value)(bad))

@@ -432,11 +432,15 @@ def test_float64_context_manager(float32, paper_reports):
 
 
 def test_import_leaves_x64_unchanged():
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}  # the test's own start
     out = subprocess.run(
         [sys.executable, "-c", "import jax, jaxsa; print(jax.config.jax_enable_x64)"],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
     assert out.stdout.strip() == "False"
 
