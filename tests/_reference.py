@@ -180,3 +180,29 @@ def posterior_mean(weights, means, scales, m, sigma_sq, x):
     r = np.exp(logr - special.logsumexp(logr, axis=-1, keepdims=True))
     post = (scales**2 * m * x + sigma_sq * means) / var
     return np.sum(r * post, -1)
+
+
+def ou_rates(A, T, cov0, t):
+    """Entropy rates of the Ornstein-Uhlenbeck process dx = A x dt + sqrt(2T) dW from
+    N(0, cov0), by a route independent of jaxsa.thermo.ou_gaussian_rates:
+    Sigma(t) = e^{At} cov0 e^{A^T t} + 2T int_0^t e^{As} e^{A^T s} ds (scipy quad_vec),
+    nu = B x with B = A + T Sigma^{-1}; T S'_tot = tr(B Sigma B^T), T S'_bath = tr(A Sigma B^T),
+    T S'_sys = (T/2) tr(Sigma^{-1} Sigma'); v_2^2 = tr(S Sigma S) with S Sigma + Sigma S = Sigma'
+    (scipy's continuous Lyapunov solver). Returns a dict."""
+    from scipy import integrate as _int
+    from scipy import linalg as _la
+
+    A = np.asarray(A, float)
+    d = A.shape[0]
+    e = _la.expm(A * t)
+    noise = _int.quad_vec(lambda s: (_la.expm(A * s) @ _la.expm(A * s).T), 0.0, t,
+                          epsabs=1e-14, epsrel=1e-13)[0]
+    cov = e @ np.asarray(cov0, float) @ e.T + 2 * T * noise
+    dcov = A @ cov + cov @ A.T + 2 * T * np.eye(d)
+    B = A + T * np.linalg.inv(cov)
+    total = np.trace(B @ cov @ B.T)
+    S = _la.solve_continuous_lyapunov(cov, dcov)
+    v2 = np.trace(S @ cov @ S)
+    return dict(T_total=total, T_bath=np.trace(A @ cov @ B.T),
+                T_system=0.5 * T * np.trace(np.linalg.solve(cov, dcov)), v2_sq=v2,
+                housekeeping=total - v2, cov=cov)

@@ -757,7 +757,12 @@ class OTReference:
     def _intervals(self, s):
         comb_g = (1 - s) * self.d0g + s * self.dtg
         sg = np.sign(comb_g)
-        idx = np.nonzero(sg[:-1] * sg[1:] < 0)[0]
+        # sign changes between consecutive *nonzero* grid values: a combination that vanishes
+        # exactly on a grid node (an odd D, e.g. a centred variance or uniform start, is 0 at
+        # z = 0) still changes sign there
+        nz = np.nonzero(sg != 0)[0]
+        ch = np.nonzero(sg[nz[:-1]] * sg[nz[1:]] < 0)[0]
+        pairs = [(nz[k], nz[k + 1]) for k in ch]
         qp = self.qp
 
         def comb(z):
@@ -765,8 +770,8 @@ class OTReference:
             return float(((1 - s) * qp.d0(zz) + s * qp.dtau(zz))[0])
 
         cross = [
-            optimize.brentq(comb, self.grid[i], self.grid[i + 1], xtol=1e-15, rtol=1e-15)
-            for i in idx
+            optimize.brentq(comb, self.grid[i], self.grid[j], xtol=1e-15, rtol=1e-15)
+            for i, j in pairs
         ]
         edges = np.concatenate([[-Z_Q], cross, [Z_Q]])
         signs = []  # sign on each interval, from grid values strictly inside it

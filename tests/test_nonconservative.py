@@ -31,8 +31,7 @@ def test_reproduce_nonconservative_writes_records_and_physics_holds(tmp_path, mo
     for r in recs:
         assert {"g", "eta", "c2", "entropy_bound", "D0"} <= set(r)
     v2 = [r["v2_sq_projected"][0] for r in recs]
-    assert abs(v2[1] - v2[0]) < 0.02 * v2[0]  # v2 unchanged by the rotation
-    assert abs(recs[1]["c2"] - recs[0]["c2"]) < 1e-9 * recs[0]["c2"]
+    assert abs(v2[1] - v2[0]) < 0.02 * v2[0]  # v2 (projected from the rotated flux) unchanged
     assert recs[1]["entropy_bound"] > 2 * recs[0]["entropy_bound"]  # grows like g^2
     assert recs[1]["eta"] > recs[0]["eta"]  # the estimated process responds to g
     assert all(r["eq77_holds"] and r["eta_upper"] < r["entropy_bound"] for r in recs)
@@ -55,7 +54,6 @@ def test_reproduce_nonconservative_writes_records_and_physics_holds(tmp_path, mo
     assert all(r["forward_error"] < 0.1 for r in recs)  # marginals unchanged (grid accuracy)
     assert all(r["mass_error"] < 1e-12 and r["min_density"] >= 0 for r in recs)
     assert all(r["max_cfl"] <= 0.5 for r in recs)
-    assert np.isclose(recs[0]["entropy_bound"], recs[0]["c2"])
 
 
 def test_eta_interval_is_the_image_of_the_delta_w1_interval():

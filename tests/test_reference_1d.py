@@ -330,6 +330,14 @@ def test_ot_schedule():
     assert rel(R.w1_t(0.0, sched, data, pert, prior), R.w1_generated(data, prior, pert)) < 1e-10
     fd = _fd(lambda s: R.w1_t(s, sched, data, pert, prior), 0.5, 2e-3)
     assert rel(R.dw1_dt(0.5, sched, data, pert, prior), fd) < 1e-7
+    # centred starts (variance, uniform): D_0 and D_tau are odd in z, so their combination
+    # vanishes exactly on the grid node z = 0 and changes sign there (a sign change missed
+    # this way once made W1(t) ~ 1e-17 instead of 0.07)
+    for pert in (R.Mixture.gaussian(0.0, 0.8), R.Uniform(-math.sqrt(3.0), math.sqrt(3.0))):
+        for t, want in ((0.0, R.w1_generated(data, prior, pert)), (1.0, R.w1_start(prior, pert))):
+            assert rel(R.w1_t(t, sched, data, pert, prior), want) < 1e-10
+        fd = _fd(lambda s, pert=pert: R.w1_t(s, sched, data, pert, prior), 0.5, 2e-3)
+        assert rel(R.dw1_dt(0.5, sched, data, pert, prior), fd) < 1e-7
     # W2 between Gaussians: N(0, s^2) vs N(0,1) is (1 - s)^2
     g = R.Mixture.gaussian(0.0, 0.3)
     assert rel(R.v2_sq(0.2, R.Schedule("ot", 2.0), g, prior), 0.49 / 4.0) < 1e-10

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import warnings
 
+import _reference_1d as R
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -104,29 +105,6 @@ def test_all_inequalities_hold(case, paper_reports):
     r = paper_reports[case]
     tol = 1e-8
     assert r.violations(tol) == {}
-    # the same, from the reported quantities themselves
-    assert float(r.eta) <= float(r.entropy_bound) * (1 + tol)  # Eq. 77
-    assert np.all(
-        np.asarray(r.vloss_sq) <= np.asarray(r.v2_sq) + tol * float(np.max(r.v2_sq))
-    )  # Eq. 80
-    assert float(r.eta) <= float(r.c1) * (1 + tol) and float(r.c1) <= float(r.c2) * (
-        1 + tol
-    )  # Eq. 82
-    assert float(r.c2) >= float(r.length_bound) * (1 - tol)  # Eq. 91
-    assert float(r.length_bound) >= float(r.ot_bound) * (1 - tol)
-    for name in r.SLACKS:
-        assert float(getattr(r, name)) >= -tol * float(r.c2), name
-    # slack definitions
-    assert float(r.slack_77) == pytest.approx(float(r.entropy_bound - r.eta), abs=1e-15)
-    assert float(r.slack_82_eta_c1) == pytest.approx(float(r.c1 - r.eta), abs=1e-15)
-    assert float(r.slack_82_c1_c2) == pytest.approx(float(r.c2 - r.c1), abs=1e-15)
-    assert float(r.slack_91_c2_length) == pytest.approx(float(r.c2 - r.length_bound), abs=1e-15)
-    assert float(r.slack_80) == pytest.approx(float(np.min(r.v2_sq - r.vloss_sq)), abs=1e-12)
-    # definitions of the derived quantities
-    assert float(r.eta) == pytest.approx(float(r.delta_W1) ** 2 / float(r.D0), rel=1e-12)
-    assert float(r.delta_W1) == pytest.approx(float(r.W1_q_p - r.W1_init), abs=1e-15)
-    np.testing.assert_allclose(r.vloss_sq, np.asarray(r.dW1_dt) ** 2 / float(r.D0), rtol=1e-12)
-    assert float(r.length_bound) == pytest.approx(float(r.path_length) ** 2, rel=1e-12)
     # diagnostics
     assert bool(r.ode_success)
     assert float(r.mass_outside_grid) <= 1e-6
@@ -145,27 +123,29 @@ def test_violations_reports_negative_slack(paper_reports):
 @pytest.mark.parametrize("pert", PERT_NAMES)
 def test_flow_map_is_the_monotone_rearrangement(pert, paper_reports):
     """Every schedule ends at P_tau = N(0, 1) and starts at q, and a 1D flow map is monotone:
-    the generated density p, hence W_1(q, p), eta and D_0, do not depend on the schedule."""
+    the generated density p, hence W_1(q, p) and eta, do not depend on the schedule. (Only the
+    quantities that go through each path's own ODE are compared: D_0, W_1(P_tau, P~_tau) and
+    W_2^2 are computed from the same inputs by the same code on every path.)"""
     base = paper_reports[("ot", pert)]
     for p in ("cosine", "cond-ot"):
         r = paper_reports[(p, pert)]
-        for name in ("eta", "D0", "W1_q_p", "W1_init", "delta_W1", "W2_sq"):
+        for name in ("eta", "W1_q_p", "delta_W1"):
             assert float(getattr(r, name)) == pytest.approx(float(getattr(base, name)), rel=1e-6), (
                 p,
                 name,
             )
-        # the endpoints of the W_1 series agree as well
+        # the t = 0 end of the W_1 series (through the ODE) agrees as well
         assert float(r.W1_t[0]) == pytest.approx(float(base.W1_t[0]), rel=1e-6)
-        assert float(r.W1_t[-1]) == pytest.approx(float(base.W1_t[-1]), rel=1e-12)
 
 
 @pytest.mark.parametrize("pert", PERT_NAMES)
-def test_ot_saturates_the_schedule_bounds(pert, paper_reports):
+def test_ot_saturates_the_schedule_bounds(pert, paper_reports, refs):
     """OT (Eqs. 69–70, 91): straight lines at constant speed, so c_2 = L^2/tau = W_2^2/tau,
     v_2 is constant, W_1(P_t, P~_t) is linear in t and c_1 = eta."""
     r = paper_reports[("ot", pert)]
     assert float(r.c1) == pytest.approx(float(r.eta), rel=1e-6)
-    assert float(r.c2) == pytest.approx(float(r.W2_sq), rel=1e-10)
+    # W_2^2 by independent Gauss-Legendre quadrature of the scipy quantiles (refs fixture)
+    assert float(r.c2) == pytest.approx(refs["W2_sq"], rel=1e-8)
     assert float(r.c2) == pytest.approx(float(r.length_bound), rel=1e-10)
     assert float(r.ot_bound) == pytest.approx(float(r.length_bound), rel=1e-10)
     v2 = np.asarray(r.v2_sq)
@@ -185,9 +165,13 @@ def test_ot_bounds_are_tighter_than_diffusion_schedules(paper_reports):
             assert float(paper_reports[(p, k)].slack_91_length_ot) > 0
 
 
-@pytest.mark.parametrize("case", CASES, ids=IDS)
+DIFF_CASES = [c for c in CASES if c[0] != "ot"]
+
+
+@pytest.mark.parametrize("case", DIFF_CASES, ids=[f"{p}-{k}" for p, k in DIFF_CASES])
 def test_chi2_is_conserved_along_the_flow(case, paper_reports):
-    """Appendix E: D_{tau - t} = D_0 at every t."""
+    """Appendix E: D_{tau - t} = D_0 at every t (diffusion paths only: on the OT path the
+    conservation holds by construction of the quantile interpolation)."""
     r = paper_reports[case]
     assert float(r.chi2_residual) < 1e-7
     np.testing.assert_allclose(r.chi2, float(r.D0), rtol=1e-7)
@@ -221,6 +205,86 @@ def test_W1_against_independent_quantiles(pert, paper_reports, refs):
         assert float(r.W1_q_p) == pytest.approx(ref["W1_q_p"], abs=W1_ATOL), p
         assert float(r.eta) == pytest.approx(ref["eta"], rel=ETA_RTOL), p
         assert float(r.W2_sq) == pytest.approx(refs["W2_sq"], rel=1e-8), p
+
+
+# --------------------------------------------------------------------------- vs _reference_1d
+def _r_objects(paper, path, pert):
+    """(data, schedule, prior, perturbation) of a paper case as tests/_reference_1d objects."""
+    data, perts, _ = paper
+    d = R.Mixture(np.asarray(data.weights), np.asarray(data.means), np.asarray(data.scales))
+    if pert == "uniform":
+        pt = R.Uniform(-R3, R3)
+    else:
+        m = perts[pert]
+        pt = R.Mixture(np.asarray(m.weights), np.asarray(m.means), np.asarray(m.scales))
+    sched = R.Schedule(path, 1.0)
+    prior = R.Mixture.gaussian(0.0, 1.0)
+    return d, sched, prior, pt
+
+
+def _some_times(r, targets=(0.05, 0.3, 0.7, 0.95)):
+    t = np.asarray(r.t)
+    return sorted({int(np.argmin(np.abs(t - x))) for x in targets})
+
+
+# resolution of the particle method at the default Settings on these series (max deviation
+# from the reference over the 12 cases and 4 times, measured once)
+V2_RTOL = 1e-9  # measured <= 1e-11
+DW1_ATOL = 4e-5  # measured <= 1.7e-5 (cosine-mixture, t = 0.05)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_speed_series_against_reference(case, paper, paper_reports):
+    """v_2(t)^2 (Eq. 80's right side) and dW_1/dt (hence v_loss^2 = (dW_1/dt)^2 / D_0) at a few
+    times, against scipy quadrature in x of nu_t^2 P_t and of the continuity-equation flux
+    (tests/_reference_1d.py, no jaxsa code); D_0 against the reference chi^2."""
+    path, pert = case
+    r = paper_reports[case]
+    d, sched, prior, pt = _r_objects(paper, path, pert)
+    t = np.asarray(r.t)
+    d0 = R.chi2(prior, pt)
+    for i in _some_times(r):
+        v2 = R.v2_sq(t[i], sched, d, prior if path == "ot" else None)
+        assert float(r.v2_sq[i]) == pytest.approx(v2, rel=V2_RTOL), (t[i], "v2_sq")
+        dw = R.dw1_dt(t[i], sched, d, pt, prior if path == "ot" else None)
+        assert float(r.dW1_dt[i]) == pytest.approx(dw, abs=DW1_ATOL), (t[i], "dW1_dt")
+        assert float(r.vloss_sq[i]) == pytest.approx(dw**2 / d0, abs=3 * DW1_ATOL * abs(dw) / d0
+                                                     + 1e-12), (t[i], "vloss_sq")
+
+
+@pytest.mark.parametrize("pert", PERT_NAMES)
+def test_ot_slacks_against_reference(pert, paper, paper_reports):
+    """Eq. 77 and Eq. 91 slacks of the OT cases from reference values: c_2 = W_2(q, P_tau)^2 /
+    tau (reference quantile quadrature) and eta from the reference W_1's and chi^2."""
+    r = paper_reports[("ot", pert)]
+    d, sched, prior, pt = _r_objects(paper, "ot", pert)
+    c2 = R.w2_sq(d, prior) / sched.tau
+    eta = R.eta(d, prior, pt, sched.tau)
+    tol = 3e-5 * eta + 1e-8 * c2  # eta's resolution error: measured <= 1.0e-5 relative
+    assert float(r.c2) == pytest.approx(c2, rel=1e-8)
+    assert float(r.slack_77) == pytest.approx(c2 - eta, abs=tol)
+    assert float(r.slack_82_c1_c2) == pytest.approx(c2 - eta, abs=tol)  # c_1 = eta on OT
+    assert abs(float(r.slack_91_c2_length)) < 1e-8 * c2  # saturated: c_2 = L^2 / tau
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [("cosine", "mean"), ("cond-ot", "mixture")],
+                         ids=["cosine-mean", "cond-ot-mixture"])
+def test_slacks_against_reference_c1_c2(case, paper, paper_reports):
+    """The slacks of Eqs. 77 and 82 from reference eta, c_1, c_2 (scipy quadrature in t of the
+    reference v_2^2 and (dW_1/dt)^2 / D_0; ~1 min each)."""
+    path, pert = case
+    r = paper_reports[case]
+    d, sched, prior, pt = _r_objects(paper, path, pert)
+    eta = R.eta(d, prior, pt, sched.tau)
+    c2 = R.c2(sched, d)
+    c1 = R.c1(sched, d, pt, prior)
+    tol = 1e-5 * c2
+    assert float(r.c2) == pytest.approx(c2, abs=tol)
+    assert float(r.c1) == pytest.approx(c1, abs=tol)
+    assert float(r.slack_77) == pytest.approx(c2 - eta, abs=tol)
+    assert float(r.slack_82_eta_c1) == pytest.approx(c1 - eta, abs=tol)
+    assert float(r.slack_82_c1_c2) == pytest.approx(c2 - c1, abs=tol)
 
 
 def _sample_mixture(rng, w, m, s, n):

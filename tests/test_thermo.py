@@ -1,9 +1,9 @@
 """Grid thermodynamics against the rotational Ornstein–Uhlenbeck closed form (2D, Gaussian)."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _reference import ou_rates
 
 import jaxsa
 from jaxsa.fokker_planck import Grid, solve_fokker_planck
@@ -27,21 +27,32 @@ def test_rotational_ou_grid_matches_closed_form():
     force = lambda t, x: x @ A.T  # noqa: E731
     sol = solve_fokker_planck(force, lambda t: T, g, p0, jnp.array([0.0, 1.0]))
     assert float(sol.mass_error) < 1e-10
-    ref = ou_gaussian_rates(A, T, c0, 1.0)
+    ref = ou_rates(A, T, c0, 1.0)
     r = entropy_rates(force, lambda t: T, g, sol.p[-1], 1.0, tol=1e-10, maxiter=3000, floor=1e-9)
     rel = lambda a, b: abs(float(a) - float(b)) / abs(float(b))  # noqa: E731
-    assert rel(r.T_total, ref.T_total) < 0.03
-    assert rel(r.T_bath, ref.T_bath) < 0.03
-    assert rel(r.T_system, ref.T_system) < 0.05
-    assert rel(r.housekeeping, ref.housekeeping) < 0.03
-    assert abs(float(r.v2_sq) - float(ref.v2_sq)) < 0.05 * float(ref.v2_sq) + 1e-3
-    assert float(ref.housekeeping) > 0.5  # the rotation makes it non-conservative
+    assert rel(r.T_total, ref["T_total"]) < 0.03
+    assert rel(r.T_bath, ref["T_bath"]) < 0.03
+    assert rel(r.T_system, ref["T_system"]) < 0.05
+    assert rel(r.housekeeping, ref["housekeeping"]) < 0.03
+    assert abs(float(r.v2_sq) - ref["v2_sq"]) < 0.05 * ref["v2_sq"] + 1e-3
+    assert ref["housekeeping"] > 0.5  # the rotation makes it non-conservative
 
 
-def test_ou_closed_form_conservative_case_has_no_housekeeping():
-    ref = ou_gaussian_rates(-jnp.eye(2), 0.5, np.diag([0.3, 2.0]), 0.4)
-    assert abs(float(ref.housekeeping)) < 1e-10
-    assert abs(float(ref.T_system + ref.T_bath - ref.T_total)) < 1e-10
+@pytest.mark.parametrize("A", [[[-1.0, 0.0], [0.0, -1.0]], [[-1.0, 1.0], [-1.0, -1.0]],
+                               [[-0.5, 2.0], [-0.3, -1.5]]], ids=["conservative", "rot", "skew"])
+def test_ou_gaussian_rates_against_independent_closed_form(A):
+    """jaxsa.thermo.ou_gaussian_rates (augmented matrix exponential, Kronecker solves) against
+    the scipy route of tests/_reference.ou_rates (quad_vec of the noise integral, Lyapunov
+    solver); the conservative case has no housekeeping part and T S'_tot = S'_sys + S'_bath."""
+    c0 = np.array([[0.3, 0.1], [0.1, 2.0]])
+    for t in (0.4, 1.3):
+        got = ou_gaussian_rates(jnp.asarray(A), 0.5, c0, t)
+        ref = ou_rates(A, 0.5, c0, t)
+        for k in ("T_total", "T_bath", "T_system", "v2_sq", "housekeeping"):
+            assert float(getattr(got, k)) == pytest.approx(ref[k], rel=1e-9, abs=1e-12), (k, t)
+        assert abs(ref["T_system"] + ref["T_bath"] - ref["T_total"]) < 1e-10
+    if A[0][1] == 0.0:
+        assert abs(ref["housekeeping"]) < 1e-10
 
 
 def _gaussian_with_linear_velocity(n, cov, B):
@@ -62,25 +73,15 @@ def test_weighted_poisson_projection_converges_at_128_squared():
 
     A = jnp.array([[-1.0, 1.0], [-1.0, -1.0]])
     T, c0 = 0.5, np.diag([0.8**2, 1.1**2])
-    ref = ou_gaussian_rates(A, T, c0, 1.0)
-    cov = _cov(A, T, c0)
+    ref = ou_rates(A, T, c0, 1.0)
+    cov = jnp.asarray(ref["cov"])
     B = A + T * jnp.linalg.inv(cov)
     g, P, fl = _gaussian_with_linear_velocity(128, cov, B)
     v2, _, res = gradient_projection(g, P, fl)
     assert float(res) < 1e-9
-    assert abs(float(v2) / float(ref.v2_sq) - 1) < 5e-3  # discretisation: 2.8e-3 measured
+    assert abs(float(v2) / ref["v2_sq"] - 1) < 5e-3  # discretisation: 2.8e-3 measured
     # round-off negatives (as an explicit solve leaves in the far field) keep it definite
     noisy = P - 1e-10 * jnp.max(P) * (jnp.arange(P.size).reshape(P.shape) % 3 == 0)
     v2n, _, resn = gradient_projection(g, noisy, fl)
     assert float(resn) < 1e-9
     assert abs(float(v2n) / float(v2) - 1) < 1e-6
-
-
-def _cov(A, T, c0):
-    """Σ(1) of the OU process (the matrix ODE solved by the augmented exponential)."""
-    eye = jnp.eye(2)
-    M = jnp.kron(eye, A) + jnp.kron(A, eye)
-    aug = jnp.zeros((5, 5)).at[:4, :4].set(M).at[:4, -1].set(2 * T * eye.ravel(order="F"))
-    y = jax.scipy.linalg.expm(aug) @ jnp.concatenate([jnp.asarray(c0).ravel(order="F"), jnp.ones(1)])
-    cov = y[:4].reshape(2, 2, order="F")
-    return 0.5 * (cov + cov.T)
