@@ -35,7 +35,7 @@ import jaxsa  # noqa: E402
 def main(n=200, seed=0):
     rng = np.random.default_rng(seed)
     cfgs = [R.random_config(rng) for _ in range(n)]
-    refs, rows, flagged, times, old_err = [], [], 0, [], []
+    rows, flagged, times, old_err = [], 0, [], []
     quantile = jaxsa.Settings(method="particles", n_time=2)
     t_ref = 0.0
     for i, cfg in enumerate(cfgs):
