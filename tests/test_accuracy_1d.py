@@ -207,3 +207,23 @@ def test_property_converged_within_estimate_or_flagged(seed):
     ref = R.reference(cfg)
     for k, (_, _, within) in _compare(cfg, rep, ref).items():
         assert within, (k, cfg)
+
+
+def test_time_series_against_the_reference():
+    """The reported series W₁(P_t,P̃_t), ∂_tW₁ and v₂² of the CDF method at interior times,
+    against the reference's (which integrates −∫sgn·ν(P_t − P̃_t)dx by scipy quad), on
+    narrow separated modes and the VE schedule; the sign of ∂_tW₁ matters here (c₁ only
+    sees its square)."""
+    rng = np.random.default_rng(7)
+    for schedules, kind in ((("ve-geometric",), "mixture"), (("cond-ot",), "uniform")):
+        cfg = R.random_config(rng, schedules=schedules, pert_types=(kind,))
+        path, pert = _objects(cfg)
+        rep = jaxsa.speed_accuracy(path, pert, jaxsa.Settings(n_time=21))
+        data, sched, prior, rpert = R.config_objects(cfg)
+        for i in (2, 7, 13, 19):
+            t = float(rep.t[i])
+            w1, dw, v2 = (R.w1_t(t, sched, data, rpert), R.dw1_dt(t, sched, data, rpert),
+                          R.v2_sq(t, sched, data))
+            assert float(rep.W1_t[i]) == pytest.approx(w1, rel=1e-7), (kind, t)
+            assert float(rep.dW1_dt[i]) == pytest.approx(dw, rel=1e-6, abs=1e-9 * abs(w1)), (kind, t)
+            assert float(rep.v2_sq[i]) == pytest.approx(v2, rel=1e-7), (kind, t)
