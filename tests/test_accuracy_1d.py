@@ -190,10 +190,10 @@ def test_an_unconverged_result_says_so(paper):
     assert not bool(rep.converged)
     good = jaxsa.speed_accuracy(path, jaxsa.gaussian(1.0, 8.0), jaxsa.Settings(n_time=2))
     assert bool(good.converged)
-    # the coarse error estimates cover the coarse result's true error
-    for k in ("c2", "c1", "eta"):
+    # the coarse error estimates cover the coarse result's true error, each by itself
+    for k in ("c2", "c1", "eta", "delta_W1", "W1_q_p", "D0"):
         true = abs(float(getattr(rep, k)) - float(getattr(good, k)))
-        assert true <= float(rep.errors[k]) + float(good.errors[k]), k
+        assert true <= float(rep.errors[k]), k
 
 
 # ---- property-based: converged and within its estimate, or flagged -----------------------
@@ -227,3 +227,29 @@ def test_time_series_against_the_reference():
             assert float(rep.W1_t[i]) == pytest.approx(w1, rel=1e-7), (kind, t)
             assert float(rep.dW1_dt[i]) == pytest.approx(dw, rel=1e-6, abs=1e-9 * abs(w1)), (kind, t)
             assert float(rep.v2_sq[i]) == pytest.approx(v2, rel=1e-7), (kind, t)
+
+
+def test_slack_80_against_the_reference_minimum():
+    """Eq. 80's slack, min over t of v₂² − (∂_tW₁)²/D₀, against the minimum of the
+    reference's v₂²(t) − (∂_tW₁(t))²/D₀ over a fine grid in t (the report's minimum runs over
+    its own time nodes, so the two agree to the grid's resolution of the minimum)."""
+    cfg = {"data": {"weights": [0.5, 0.5], "means": [math.sqrt(0.35), -math.sqrt(0.35)],
+                    "scales": [0.3, 0.3]},
+           "schedule": {"name": "cosine", "tau": 1.0},
+           "perturbation": {"type": "gaussian", "mean": 1.0, "scale": 1.0}}
+    path, pert = _objects(cfg)
+    rep = jaxsa.speed_accuracy(path, pert, jaxsa.Settings(n_time=2))
+    data, sched, prior, rpert = R.config_objects(cfg)
+    d0 = R.chi2(prior, rpert)
+    ts = np.linspace(0.0, 1.0, 41)
+    g = [R.v2_sq(t, sched, data) - R.dw1_dt(t, sched, data, rpert) ** 2 / d0 for t in ts]
+    i = int(np.argmin(g))
+    from scipy.optimize import minimize_scalar
+
+    lo, hi = ts[max(i - 1, 0)], ts[min(i + 1, len(ts) - 1)]
+    res = minimize_scalar(lambda t: R.v2_sq(t, sched, data) - R.dw1_dt(t, sched, data, rpert) ** 2 / d0,
+                          bounds=(lo, hi), method="bounded", options={"xatol": 1e-6})
+    ref_min = min(res.fun, min(g))
+    scale = float(rep.v2_sq_max)
+    assert float(rep.slack_80) >= ref_min - 1e-9 * scale  # a minimum over fewer points
+    assert float(rep.slack_80) - ref_min <= 1e-3 * scale
