@@ -235,7 +235,7 @@ def test_slack_80_against_the_reference_minimum():
     its own time nodes, so the two agree to the grid's resolution of the minimum)."""
     cfg = {"data": {"weights": [0.5, 0.5], "means": [math.sqrt(0.35), -math.sqrt(0.35)],
                     "scales": [0.3, 0.3]},
-           "schedule": {"name": "cosine", "tau": 1.0},
+           "schedule": {"name": "cond-ot", "tau": 1.0},  # interior minimum (t ≈ 0.4), not 0 = 0
            "perturbation": {"type": "gaussian", "mean": 1.0, "scale": 1.0}}
     path, pert = _objects(cfg)
     rep = jaxsa.speed_accuracy(path, pert, jaxsa.Settings(n_time=2))
