@@ -974,7 +974,7 @@ def _speed_accuracy_cdf(path, pert, settings: Settings) -> Report:
         v2_t = jnp.stack([I0["v2_sq"][0], It["v2_sq"][0]])
         chi2_t = jnp.stack([I0["chi2"][0], It["chi2"][0]])[:: settings.chi2_stride]
     vloss_t = jnp.where(divergent, 0.0, dW1**2 / D0)
-    t_chi = ts[:: settings.chi2_stride] if settings.n_time > 2 or is_ot else ts[:: settings.chi2_stride]
+    t_chi = ts[:: settings.chi2_stride]
     chi2_res = jnp.where(divergent, 0.0, jnp.max(jnp.abs(chi2_t - D0)) / D0)
 
     snap_t = jnp.asarray(settings.snapshots, dtype) * tau
