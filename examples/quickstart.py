@@ -22,6 +22,7 @@ with jaxsa.float64():  # the paper's quantities need float64; this leaves the gl
     rep = jaxsa.speed_accuracy(path, jaxsa.gaussian(1.0, 1.0), settings)
     print(f"eta = {float(rep.eta):.6f} <= c1 = {float(rep.c1):.6f} <= c2 = {float(rep.c2):.6f}")
     print(f"OT bound W2(q, P_tau)^2/tau = {float(rep.ot_bound):.6f}; violations: {rep.violations()}")
+    print(f"eta error estimate {float(rep.errors['eta']):.1e}, converged: {bool(rep.converged)}")
 
     # a vmapped sweep over the duration τ: one trace, one compiled call
     start = jaxsa.perturbation_start(jaxsa.gaussian(1.0, 1.0), settings)
