@@ -92,6 +92,7 @@ class Settings:
             uniform panels on :math:`[\\tau/2, \\tau]`; ``time_order``: their Gauss–Kronrod order.
         tail_log: :math:`D_0`'s panels reach where its integrand's Gaussian tail is
             :math:`e^{-\\text{tail\\_log}}` of its peak.
+        time_batch: times evaluated together (speed only; results are the same).
 
     Quantile methods (``"particles"``, ``"flow_map"``; also :func:`speed_accuracy_from_start`):
         n_quantiles, z_max: normal-score quantile nodes on ``[-z_max, z_max]``.
@@ -120,6 +121,7 @@ class Settings:
     time_order: int = 7
     rho_lo: float = 0.02
     tail_log: float = 45.0
+    time_batch: int = 16
     n_quantiles: int = 1024
     z_max: float = 8.5
     n_time: int = 151
@@ -891,7 +893,9 @@ def _speed_accuracy_cdf(path, pert, settings: Settings) -> Report:
         tpan, twk, twg = _time_rule(path, settings)
         tn = tpan.ravel()
         all_t = jnp.concatenate([jnp.zeros(1, dtype), tau[None], tn] + ([ts] if n_series else []))
-        I_all = jax.vmap(at)(all_t)  # one program for every time: dict of (N, 2)
+        # one program for every time, ``time_batch`` times at once: a working set that stays
+        # in cache is ~1.7x faster on CPU than all times vmapped together
+        I_all = jax.lax.map(at, all_t, batch_size=min(settings.time_batch, all_t.shape[0]))
         nq = tn.shape[0]
         I0 = {k: v[0] for k, v in I_all.items()}
         It = {k: v[1] for k, v in I_all.items()}
