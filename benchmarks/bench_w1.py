@@ -100,7 +100,7 @@ def bias_trend(sizes, d, repeats=3):
 
 
 def bench_ode(counts, repeats, chunk, whole_max):
-    """Steady-state time of the probability-flow ODE (SPEC §4) for many particles: a 2D
+    """Steady-state time of the probability-flow ODE (docs/spec.md §4) for many particles: a 2D
     Gaussian-mixture data set under cond-OT (closed-form velocity), Tsit5 at 1e-6, from t = τ to
     t = 0. Each count is timed as independent chunks of ``chunk`` particles (``lax.map``, one
     adaptive solve per chunk) and, up to ``whole_max`` particles, as one solve over all."""

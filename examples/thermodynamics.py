@@ -1,4 +1,4 @@
-"""Stochastic thermodynamics of diffusion models, relation by relation (SPEC §1–3).
+"""Stochastic thermodynamics of diffusion models, relation by relation (docs/spec.md §1–3).
 
     python examples/thermodynamics.py [--fast]
 

@@ -7,7 +7,7 @@ relations → sweeps, validation and schedule optimisation.
 Importing jaxsa never changes JAX's global float64 switch. The quantities of the paper need
 float64 (χ² ratios of densities near zero, differences of Wasserstein distances); enable it
 in your program (``jax.config.update("jax_enable_x64", True)``) or use ``jaxsa.float64()``.
-Functions that need it warn (:class:`Float64Warning`) when called in float32.
+Functions that need it warn (`Float64Warning`) when called in float32.
 """
 
 from jaxsa import cdf_quadrature as cdf_quadrature

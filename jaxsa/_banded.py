@@ -1,17 +1,17 @@
-"""A lineax solver for the Newton systems of the 1D method of lines (tridiagonal Jacobian).
+r"""A lineax solver for the Newton systems of the 1D method of lines (tridiagonal Jacobian).
 
-The implicit solvers of diffrax (``Kvaerno5``) solve :math:`(I - \\gamma h J)\\,\\delta = r` at
-every stage, where :math:`J` is the Jacobian of the right-hand side. For the 1D finite-volume
-Fokker–Planck generator :math:`J` is tridiagonal; diffrax's default (``AutoLinearSolver``)
-materialises it as a dense matrix and LU-factorises it, :math:`O(n^3)` per step, which made
-512 cells take minutes. :class:`Tridiagonal1D` recovers the three diagonals from three
-matrix-vector products (probing with the vectors :math:`\\mathbb 1[i \\bmod 3 = k]`) and solves
-in :math:`O(n)` with ``jax.lax.linalg.tridiagonal_solve``.
+The implicit solvers of diffrax (``Kvaerno5``) solve $(I - \gamma h J)\,\delta = r$ at
+every stage, where $J$ is the Jacobian of the right-hand side. For the 1D finite-volume
+Fokker–Planck generator $J$ is tridiagonal; diffrax's default (``AutoLinearSolver``)
+materialises it as a dense matrix and LU-factorises it, $O(n^3)$ per step, which made
+512 cells take minutes. `Tridiagonal1D` recovers the three diagonals from three
+matrix-vector products (probing with the vectors $\mathbb 1[i \bmod 3 = k]$) and solves
+in $O(n)$ with ``jax.lax.linalg.tridiagonal_solve``.
 
 The state may also be ``(t, p)`` — the time riding along in the state, as in the time-changed
-solve of :func:`jaxsa.fokker_planck.schedule_fokker_planck`. Then the Jacobian is block lower
-triangular, :math:`\\begin{pmatrix} a & 0 \\\\ c & A\\end{pmatrix}` (``dt/ds`` depends on ``t``
-only), and the solve is :math:`\\delta t = r_t/a`, :math:`A\\,\\delta p = r_p - c\\,\\delta t`.
+solve of [`jaxsa.fokker_planck.schedule_fokker_planck`][jaxsa.fokker_planck.schedule_fokker_planck]. Then the Jacobian is block lower
+triangular, $\begin{pmatrix} a & 0 \\ c & A\end{pmatrix}$ (``dt/ds`` depends on ``t``
+only), and the solve is $\delta t = r_t/a$, $A\,\delta p = r_p - c\,\delta t$.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ def _diagonals(mv, n, dtype):
 
 
 class Tridiagonal1D(lx.AbstractLinearSolver):
-    """Solver for operators on ``p`` ``(n,)`` with tridiagonal matrix, or on ``(t, p)`` with
+    r"""Solver for operators on ``p`` ``(n,)`` with tridiagonal matrix, or on ``(t, p)`` with
     the block lower-triangular structure described in the module docstring. No pivoting
-    is needed for the M-matrix-like Newton matrices :math:`I - \\gamma h J` of the FP generator."""
+    is needed for the M-matrix-like Newton matrices $I - \gamma h J$ of the FP generator."""
 
     def init(self, operator, options: dict[str, Any]):
         del options

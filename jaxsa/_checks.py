@@ -3,7 +3,7 @@
 Two tiers, as in diffrax: structural and value problems on *concrete* inputs raise a
 ``ValueError`` naming the argument and the violated constraint, at Python level and before
 any heavy computation. Inside ``jit``/``vmap`` the same values are tracers; there the checks
-go through :func:`equinox.error_if`, which raises at run time (never a silent NaN).
+go through `equinox.error_if`, which raises at run time (never a silent NaN).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def check(ok, message: str, *operands):
     """Raise ``ValueError(message)`` if ``ok`` is false.
 
     With concrete ``ok`` the error is raised immediately. With a traced ``ok`` the check is
-    attached to ``operands`` through :func:`equinox.error_if` (returned unchanged otherwise),
+    attached to ``operands`` through `equinox.error_if` (returned unchanged otherwise),
     so a jitted or vmapped computation fails loudly at run time instead of producing NaN.
     """
     if is_concrete(ok):

@@ -1,32 +1,32 @@
-r"""The 1D relations by quadrature in :math:`x` of the CDF form, with embedded error estimates.
+r"""The 1D relations by quadrature in $x$ of the CDF form, with embedded error estimates.
 
-In 1D the probability-flow map from :math:`\tau` to :math:`t` is the monotone rearrangement
-:math:`X_t = F_{P_t}^{-1}\circ F_{P_\tau}`, for every schedule, and the estimated process rides
-the same map. Its inverse :math:`Y_t(x) = F_{P_\tau}^{-1}(F_{P_t}(x))` sends a point at time
-``t`` back to its start, so :math:`F_{\tilde P_t}(x) = F_{\tilde P_\tau}(Y_t(x))` and
-:math:`\tilde P_t(x) = P_t(x)\,\tilde P_\tau(Y_t)/P_\tau(Y_t)` (the likelihood ratio is carried
-along the flow). Every quantity of the relations is then an integral over :math:`x` of closed
+In 1D the probability-flow map from $\tau$ to $t$ is the monotone rearrangement
+$X_t = F_{P_t}^{-1}\circ F_{P_\tau}$, for every schedule, and the estimated process rides
+the same map. Its inverse $Y_t(x) = F_{P_\tau}^{-1}(F_{P_t}(x))$ sends a point at time
+``t`` back to its start, so $F_{\tilde P_t}(x) = F_{\tilde P_\tau}(Y_t(x))$ and
+$\tilde P_t(x) = P_t(x)\,\tilde P_\tau(Y_t)/P_\tau(Y_t)$ (the likelihood ratio is carried
+along the flow). Every quantity of the relations is then an integral over $x$ of closed
 forms:
 
-.. math::
+$$
+W_1(P_t,\tilde P_t) = \int |F_{P_t} - F_{\tilde P_t}|\,dx, \qquad
+\partial_t W_1 = -\int \mathrm{sgn}(F_{P_t} - F_{\tilde P_t})\,\nu_t\,(P_t - \tilde P_t)\,dx,
+$$
 
-    W_1(P_t,\tilde P_t) = \int |F_{P_t} - F_{\tilde P_t}|\,dx, \qquad
-    \partial_t W_1 = -\int \mathrm{sgn}(F_{P_t} - F_{\tilde P_t})\,\nu_t\,(P_t - \tilde P_t)\,dx,
+(the second from the continuity equation, $\partial_t F_{P_t} = -\nu_t P_t$),
+$v_2^2 = \int \nu_t^2 P_t\,dx$, $D_t = \int P_t (\tilde P_t/P_t - 1)^2 dx$ and
+$W_2(P_t,P_\tau)^2 = \int (x - Y_t(x))^2 P_t\,dx$.
 
-(the second from the continuity equation, :math:`\partial_t F_{P_t} = -\nu_t P_t`),
-:math:`v_2^2 = \int \nu_t^2 P_t\,dx`, :math:`D_t = \int P_t (\tilde P_t/P_t - 1)^2 dx` and
-:math:`W_2(P_t,P_\tau)^2 = \int (x - Y_t(x))^2 P_t\,dx`.
-
-Why :math:`x` and not quantile levels: when the data have narrow, separated modes, the
-quantile function of :math:`P_t` is nearly a step between them, and a quadrature over levels
-cannot place that step (an :math:`O(h)` error that does not converge monotonically). In
-:math:`x` every integrand is bounded and as smooth as the mixture's components.
+Why $x$ and not quantile levels: when the data have narrow, separated modes, the
+quantile function of $P_t$ is nearly a step between them, and a quadrature over levels
+cannot place that step (an $O(h)$ error that does not converge monotonically). In
+$x$ every integrand is bounded and as smooth as the mixture's components.
 
 **Nodes.** At each time the panels of a composite Gauss–Kronrod rule have their edges at
-``n_comp`` points across each component of :math:`P_t` (:math:`\pm` ``comp_z`` widths),
+``n_comp`` points across each component of $P_t$ ($\pm$ ``comp_z`` widths),
 ``n_span`` uniform points over the whole span (gaps between modes, the perturbation's tails),
-and every point where an integrand has a kink or a jump: the images :math:`X_t(y_c)` of the
-crossings of :math:`F_{P_\tau}` and :math:`F_{\tilde P_\tau}` (time-invariant in :math:`y`) and
+and every point where an integrand has a kink or a jump: the images $X_t(y_c)$ of the
+crossings of $F_{P_\tau}$ and $F_{\tilde P_\tau}$ (time-invariant in $y$) and
 of a uniform start's edges. Inside a panel every integrand is smooth.
 
 **Error estimates.** Each integral is computed with the Kronrod rule and with its embedded
@@ -52,12 +52,12 @@ __all__ = ["gauss_kronrod", "chi2_divergent"]
 
 @functools.lru_cache(maxsize=None)
 def gauss_kronrod(n: int):
-    r"""Gauss–Kronrod pair on ``[0, 1]``: ``(nodes, kronrod_weights, gauss_weights)``.
+    """Gauss–Kronrod pair on ``[0, 1]``: ``(nodes, kronrod_weights, gauss_weights)``.
 
     ``2n + 1`` nodes: the ``n`` Gauss–Legendre nodes and the ``n + 1`` zeros of the
-    Stieltjes polynomial :math:`E_{n+1}` (orthogonal to :math:`P_n x^k`, ``k <= n``). The
-    Kronrod weights integrate polynomials of degree :math:`3n+1` exactly, the Gauss weights
-    (zero at the added nodes) those of degree :math:`2n-1`. Computed here in numpy from the
+    Stieltjes polynomial $E_{n+1}$ (orthogonal to $P_n x^k$, ``k <= n``). The
+    Kronrod weights integrate polynomials of degree $3n+1$ exactly, the Gauss weights
+    (zero at the added nodes) those of degree $2n-1$. Computed here in numpy from the
     orthogonality conditions (static, cached).
     """
     g, _ = np.polynomial.legendre.leggauss(n)
@@ -89,11 +89,11 @@ _TINY = 1e-300
 
 class Start(eqx.Module):
     r"""A perturbed start of any supported kind as one pytree: the mixture
-    :math:`(1-\alpha)\sum_k w_k\mathcal N(\mu_k, s_k^2) + \alpha\,\mathcal U[a, b]`.
+    $(1-\alpha)\sum_k w_k\mathcal N(\mu_k, s_k^2) + \alpha\,\mathcal U[a, b]$.
 
     A Gaussian mixture is ``alpha = 0`` (padded with zero-weight components), a uniform start
     ``alpha = 1``. Starts of different kinds therefore stack into one batch and share one
-    compiled program (:func:`as_start`, :func:`stack_starts`).
+    compiled program ([`as_start`][jaxsa.cdf_quadrature.as_start], [`stack_starts`][jaxsa.cdf_quadrature.stack_starts]).
     """
 
     weights: jax.Array
@@ -111,8 +111,8 @@ class Start(eqx.Module):
 
 
 def as_start(dens, n_components: int | None = None) -> Start:
-    """A :class:`jaxsa.GaussianMixture`, :class:`jaxsa.Uniform` or :class:`Start` as a
-    :class:`Start` with ``n_components`` Gaussian components (zero-weight padding)."""
+    """A [`jaxsa.GaussianMixture`][jaxsa.densities.GaussianMixture], [`jaxsa.Uniform`][jaxsa.densities.Uniform] or [`Start`][jaxsa.cdf_quadrature.Start] as a
+    [`Start`][jaxsa.cdf_quadrature.Start] with ``n_components`` Gaussian components (zero-weight padding)."""
     if isinstance(dens, Start):
         k = dens.weights.shape[-1]
         if n_components is None or n_components == k:
@@ -138,7 +138,7 @@ def as_start(dens, n_components: int | None = None) -> Start:
 
 
 def stack_starts(densities) -> Start:
-    """Densities of any supported kinds as one batched :class:`Start` (leading axis)."""
+    """Densities of any supported kinds as one batched [`Start`][jaxsa.cdf_quadrature.Start] (leading axis)."""
     k = 1
     for d in densities:
         if isinstance(d, (GaussianMixture, Start)):
@@ -182,7 +182,7 @@ def _gm_log_density(weights, means, scales, x):
 
 
 def log_density(dens, x, inside=None):
-    """:math:`\\ln` density in 1D, component-major (XLA on CPU reduces a leading axis of size
+    r"""$\ln$ density in 1D, component-major (XLA on CPU reduces a leading axis of size
     K far faster than a minor one). ``inside``: for a start with a uniform part, whether each
     point counts as inside its support (to take one side of the jump at its edges)."""
     if isinstance(dens, Uniform):
@@ -199,7 +199,7 @@ def log_density(dens, x, inside=None):
 
 
 def normal_score(dens, x):
-    r""":math:`\Phi^{-1}(F(x))`, precise in both tails, clipped to ``±37.5`` beyond them."""
+    r"""$\Phi^{-1}(F(x))$, precise in both tails, clipped to ``±37.5`` beyond them."""
     if isinstance(dens, Uniform):
         return jnp.clip(dens.normal_score(x), -37.5, 37.5)
     f, s = cdf_sf(dens, x)
@@ -209,9 +209,9 @@ def normal_score(dens, x):
 
 
 def normal_score_quantile(dens, z, iterations: int = 64):
-    r""":math:`F^{-1}(\Phi(z))`: closed form for a uniform or a single Gaussian; otherwise
-    bisection of :func:`normal_score` on the bracket
-    :math:`[\min_k(\mu_k + s_k z), \max_k(\mu_k + s_k z)]` (joined with ``[a, b]`` for a
+    r"""$F^{-1}(\Phi(z))$: closed form for a uniform or a single Gaussian; otherwise
+    bisection of [`normal_score`][jaxsa.cdf_quadrature.normal_score] on the bracket
+    $[\min_k(\mu_k + s_k z), \max_k(\mu_k + s_k z)]$ (joined with ``[a, b]`` for a
     uniform part), which holds the root: the mixture's CDF lies between its components'.
     ``iterations`` halvings reach float64 resolution; a loop without data-dependent exit
     compiles small and vectorises."""
@@ -252,11 +252,11 @@ def breakpoints(pert):
 
 
 def chi2_divergent(prior: GaussianMixture, pert):
-    r"""Whether :math:`D_0 = \chi^2(\tilde P_\tau\|P_\tau)` is infinite (bool array).
+    r"""Whether $D_0 = \chi^2(\tilde P_\tau\|P_\tau)$ is infinite (bool array).
 
-    For Gaussian mixtures the tails decide: :math:`\tilde P^2/P` decays like
-    :math:`\exp[-x^2(1/\tilde s^2 - 1/(2s^2))]` for the widest components (weight > 0) of each,
-    so :math:`D_0 = \infty` iff :math:`\tilde s_{max}^2 \ge 2 s_{max}^2`. A uniform start has
+    For Gaussian mixtures the tails decide: $\tilde P^2/P$ decays like
+    $\exp[-x^2(1/\tilde s^2 - 1/(2s^2))]$ for the widest components (weight > 0) of each,
+    so $D_0 = \infty$ iff $\tilde s_{max}^2 \ge 2 s_{max}^2$. A uniform start has
     bounded support: always finite.
     """
     if isinstance(pert, Uniform):
@@ -283,9 +283,9 @@ def integrate(f, wk, wg):
     r"""``[value, error estimate]`` of a composite Gauss–Kronrod rule: ``f``, ``wk``, ``wg``
     of shape ``(panels, 2n+1)``.
 
-    The value is the Kronrod sum; the estimate is :math:`\sum_{panels}|K - G|` (the error of
+    The value is the Kronrod sum; the estimate is $\sum_{panels}|K - G|$ (the error of
     the embedded Gauss rule, which on smooth panels is far larger than the Kronrod rule's:
-    a conservative estimate), floored by :math:`50\,\epsilon_{mach}\sum w|f|` for round-off.
+    a conservative estimate), floored by $50\,\epsilon_{mach}\sum w|f|$ for round-off.
     """
     K = jnp.sum(wk * f, axis=-1)
     G = jnp.sum(wg * f, axis=-1)
@@ -299,7 +299,7 @@ def _component_edges(mix: GaussianMixture, n: int, zc: float):
 
 
 def crossings(prior, pert, n_max: int, z_max: float, n_scan: int = 512):
-    r"""Points :math:`y_c` where :math:`F_{P_\tau}(y) - F_{\tilde P_\tau}(y)` changes sign.
+    r"""Points $y_c$ where $F_{P_\tau}(y) - F_{\tilde P_\tau}(y)$ changes sign.
 
     Scanned on the union of both distributions' quantiles at ``n_scan`` normal scores in
     ``[-z_max, z_max]`` and refined by bisection. Returns ``(y_c (n_max,), count)``; unused
@@ -337,8 +337,8 @@ def crossings(prior, pert, n_max: int, z_max: float, n_scan: int = 512):
 
 # ---- the inverse flow map by table + Newton -----------------------------------------------
 class QuantileTable:
-    r""":math:`z \mapsto F_{P_\tau}^{-1}(\Phi(z))` for many points: cubic Hermite interpolation
-    on a uniform table in ``z`` (exact slopes :math:`\varphi(z)/P_\tau`), then two Newton
+    r"""$z \mapsto F_{P_\tau}^{-1}(\Phi(z))$ for many points: cubic Hermite interpolation
+    on a uniform table in ``z`` (exact slopes $\varphi(z)/P_\tau$), then two Newton
     steps on the normal score, which leave float64 round-off. One safeguarded Newton solve per
     table node instead of one per point, and no loop in the per-point work."""
 
@@ -373,13 +373,13 @@ class QuantileTable:
 # ---- the integrals at one time ------------------------------------------------------------
 def x_integrals(Pt: GaussianMixture, Ptau: GaussianMixture, pert, velocity, y_breaks, cfg,
                 table=None):
-    r"""Integrals over :math:`x` at one time, each by Kronrod and by Gauss: a dict of
+    r"""Integrals over $x$ at one time, each by Kronrod and by Gauss: a dict of
     ``(2,)`` arrays (``[kronrod, gauss]``) for ``W1``, ``dW1``, ``v2_sq``, ``chi2``,
-    ``W2_sq`` (:math:`W_2(P_t, P_\tau)^2`).
+    ``W2_sq`` ($W_2(P_t, P_\tau)^2$).
 
-    ``Pt``: :math:`P_t` (1D mixture); ``Ptau``: :math:`P_\tau`; ``pert``: :math:`\tilde P_\tau`;
-    ``velocity(x)``: :math:`\nu_t(x)` or ``None`` (then ``dW1`` and ``v2_sq`` are zero);
-    ``y_breaks``: points in :math:`y` whose images are panel edges (crossings, jumps).
+    ``Pt``: $P_t$ (1D mixture); ``Ptau``: $P_\tau$; ``pert``: $\tilde P_\tau$;
+    ``velocity(x)``: $\nu_t(x)$ or ``None`` (then ``dW1`` and ``v2_sq`` are zero);
+    ``y_breaks``: points in $y$ whose images are panel edges (crossings, jumps).
     """
     dt = Pt.means.dtype
     zmax = cfg.z_max
@@ -429,7 +429,7 @@ def x_integrals(Pt: GaussianMixture, Ptau: GaussianMixture, pert, velocity, y_br
 
 
 def _p_sq(lp, lr):
-    r""":math:`P (e^{lr} - 1)^2` without overflow."""
+    """$P (e^{lr} - 1)^2$ without overflow."""
     big = lr > 1.0
     safe = jnp.where(big, lr, 0.0)
     a = jnp.exp(lp + 2 * safe) * (-jnp.expm1(-safe)) ** 2
@@ -438,9 +438,9 @@ def _p_sq(lp, lr):
 
 
 def chi2_start(Ptau: GaussianMixture, pert, cfg):
-    r""":math:`D_0 = \int(\tilde P_\tau - P_\tau)^2/P_\tau`, ``[value, error]``, on panels that
+    r"""$D_0 = \int(\tilde P_\tau - P_\tau)^2/P_\tau$, ``[value, error]``, on panels that
     reach as far as the integrand's slowest Gaussian tail; ``inf`` when it diverges
-    (:func:`chi2_divergent`). ``pert``: a :class:`Start`."""
+    ([`chi2_divergent`][jaxsa.cdf_quadrature.chi2_divergent]). ``pert``: a [`Start`][jaxsa.cdf_quadrature.Start]."""
     dt = Ptau.means.dtype
     div = chi2_divergent(Ptau, pert)
     comp = _component_edges(Ptau, cfg.n_comp, cfg.comp_z)

@@ -1,22 +1,24 @@
-r"""Optimal-transport conditional flow matching (SPEC §5; Tong et al. 2023), in flax + optax + ott-jax.
+r"""Optimal-transport conditional flow matching ([spec §5][spec-5]; Tong et al. 2023), in flax + optax + ott-jax.
 
-Time runs as in the rest of jaxsa: the data :math:`q` sits at ``t = 0`` and the end density
-:math:`P_\tau` (noise) at ``t = τ``. A minibatch ``x0 ~ q``, ``x1 ~ P_τ`` of ``B`` points each is
-coupled by an entropic OT plan :math:`\pi` for the squared Euclidean cost (ott-jax Sinkhorn,
-ε relative to the mean cost); ``B`` pairs :math:`(x_0, x_1) \sim \pi` are drawn, and with
+Time runs as in the rest of jaxsa: the data $q$ sits at ``t = 0`` and the end density
+$P_\tau$ (noise) at ``t = τ``. A minibatch ``x0 ~ q``, ``x1 ~ P_τ`` of ``B`` points each is
+coupled by an entropic OT plan $\pi$ for the squared Euclidean cost (ott-jax Sinkhorn,
+ε relative to the mean cost); ``B`` pairs $(x_0, x_1) \sim \pi$ are drawn, and with
 ``s ~ U(0, 1)``, ``t = s τ``,
 
-.. math:: x_t = (1 - s)\,x_0 + s\,x_1, \qquad
-          \mathcal L(\theta) = \mathbb E\,\big\| u_\theta(t, x_t) - (x_1 - x_0)/\tau \big\|^2 ,
+$$
+x_t = (1 - s)\,x_0 + s\,x_1, \qquad
+\mathcal L(\theta) = \mathbb E\,\big\| u_\theta(t, x_t) - (x_1 - x_0)/\tau \big\|^2 ,
+$$
 
 whose minimiser (as ``B → ∞`` and ε → 0) is the velocity of the displacement interpolation, the
-:math:`W_2` geodesic of SPEC §5: :math:`\nu_t(x_t) = (\mathcal T(x_0) - x_0)/\tau` in forward
+$W_2$ geodesic of [spec §5][spec-5]: $\nu_t(x_t) = (\mathcal T(x_0) - x_0)/\tau$ in forward
 time (the regression target carries the 1/τ of ``dx/dt``).
 
-:func:`train_cfm` caches the trained parameters (``flax.serialization`` msgpack) under a file
+[`train_cfm`][jaxsa.cfm.train_cfm] caches the trained parameters (``flax.serialization`` msgpack) under a file
 name that is the SHA-256 digest of the training configuration and of the data, so a second call
-with the same inputs loads instead of training. :func:`compare_1d_ot` validates a model against
-:class:`jaxsa.OTPath` in 1D.
+with the same inputs loads instead of training. [`compare_1d_ot`][jaxsa.cfm.compare_1d_ot] validates a model against
+[`jaxsa.OTPath`][jaxsa.ot_schedule.OTPath] in 1D.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def _mlp_class():
     import flax.linen as nn
 
     class _VelocityMLP(nn.Module):
-        """Time-conditioned MLP :math:`u_\\theta(s, x)`: input ``[x, features(s)]``, hidden layers
+        r"""Time-conditioned MLP $u_\theta(s, x)$: input ``[x, features(s)]``, hidden layers
         ``act(Dense)``; ``features(s)``: ``s`` itself when ``time_features = 0``, else ``s`` and
         ``sin, cos(2π k s)`` for ``k = 1 .. time_features``."""
 
@@ -70,7 +72,7 @@ def _mlp_class():
 
 def VelocityMLP(dim: int, width: int = 128, depth: int = 3, activation: str = "silu",
                 time_features: int = 8):
-    """The flax (linen) network :math:`u_\\theta(s, x)`, ``s = t/τ``: ``depth`` hidden layers of
+    r"""The flax (linen) network $u_\theta(s, x)$, ``s = t/τ``: ``depth`` hidden layers of
     ``width`` units with ``activation`` (``"silu"``, ``"gelu"``, ``"tanh"``) on the input
     ``[x, s, sin(2πks), cos(2πks)]_{k ≤ time_features}`` (the paper: 5 × 1024); output
     ``(..., dim)`` in length per time. Its dtype is that of ``x``."""
@@ -133,9 +135,9 @@ class CFMSettings:
 
 
 class LearnedVelocity(eqx.Module):
-    """A trained velocity field :math:`u_\\theta(t, x)` on ``[0, τ] × R^d`` (forward time).
+    r"""A trained velocity field $u_\theta(t, x)$ on ``[0, τ] × R^d`` (forward time).
 
-    Duck-types the path interface used by :func:`jaxsa.empirical.transport_particles`
+    Duck-types the path interface used by [`jaxsa.empirical.transport_particles`][jaxsa.empirical.transport_particles]
     (``tau``, ``dim``, ``has_atoms``, ``velocity``). ``velocity(t, x)``: ``x`` of shape
     ``(..., d)`` (or ``(...)`` when ``d = 1`` and ``squeeze_1d``), result of the same shape and
     dtype as ``x`` (the network itself runs in its parameters' dtype).
@@ -209,14 +211,14 @@ def data_digest(arr) -> str:
 def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings: CFMSettings = CFMSettings(),
               *, data_id: str, cache_dir: str | None = None, progress=None,
               chunk: int = 250) -> tuple[LearnedVelocity, dict]:
-    r"""Train :math:`u_\theta` by OT-CFM (SPEC §5), or load it from the cache.
+    r"""Train $u_\theta$ by OT-CFM ([spec §5][spec-5]), or load it from the cache.
 
     Args:
-        sample_data: ``(key, n) -> (n, d)`` samples of the data :math:`q` (at ``t = 0``).
-        sample_prior: ``(key, n) -> (n, d)`` samples of :math:`P_\tau` (at ``t = τ``).
-        dim: ``d``. settings: :class:`CFMSettings` (its ``train_dtype`` is the parameters'
+        sample_data: ``(key, n) -> (n, d)`` samples of the data $q$ (at ``t = 0``).
+        sample_prior: ``(key, n) -> (n, d)`` samples of $P_\tau$ (at ``t = τ``).
+        dim: ``d``. settings: [`CFMSettings`][jaxsa.cfm.CFMSettings] (its ``train_dtype`` is the parameters'
             dtype; ``"float64"`` needs JAX's x64 mode).
-        data_id: a string that identifies the data and prior (e.g. :func:`data_digest` of the
+        data_id: a string that identifies the data and prior (e.g. [`data_digest`][jaxsa.cfm.data_digest] of the
             data set plus the prior's name); it enters the cache key.
         cache_dir: folder of checkpoints (``cfm-<digest>.msgpack``); ``None``: no caching. A
             checkpoint stores the full configuration it was trained with and is used only if
@@ -225,7 +227,7 @@ def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings:
             steps run in one jitted ``lax.scan``.
 
     Returns:
-        ``(model, info)``: the :class:`LearnedVelocity` and ``{"digest", "loaded", "loss",
+        ``(model, info)``: the [`LearnedVelocity`][jaxsa.cfm.LearnedVelocity] and ``{"digest", "loaded", "loss",
         "path", "steps_per_s"}`` (``loss``: mean loss over the last chunk, ``nan`` when loaded).
     """
     import flax.serialization
@@ -332,20 +334,20 @@ def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings:
 
 def compare_1d_ot(model: LearnedVelocity, ot_path, perturbation=(1.0, 1.0), n_levels: int = 2000,
                   n_times: int = 32, ode_steps: int = 200) -> dict:
-    r"""Validate a 1D learned field against the exact OT schedule :class:`jaxsa.OTPath` (SPEC §5).
+    r"""Validate a 1D learned field against the exact OT schedule [`jaxsa.OTPath`][jaxsa.ot_schedule.OTPath] ([spec §5][spec-5]).
 
     All expectations use deterministic nodes, so the comparison carries no sampling noise:
-    levels ``u_i = (i + ½)/n`` (normal scores :math:`z_i = \Phi^{-1}(u_i)`) and Gauss–Legendre
+    levels ``u_i = (i + ½)/n`` (normal scores $z_i = \Phi^{-1}(u_i)$) and Gauss–Legendre
     times on ``[0, τ]``; the exact particle at level ``u`` is ``ot_path.positions(t, z)``.
 
     Returns a dict with
 
-    * ``velocity_rel_l2``: :math:`\big(\int\!\!\int |u_\theta - \nu_t|^2 P_t\,dx\,dt /
-      \int\!\!\int \nu_t^2 P_t\,dx\,dt\big)^{1/2}` (relative error in :math:`L^2(P_t\,dt)`).
-    * ``c2_learned``, ``c2_exact``: :math:`\int_0^\tau\!\int u^2 P_t` with :math:`P_t` the exact OT
-      marginal (Eq. 82), and the exact :math:`W_2(q, P_\tau)^2/\tau` (Eq. 91's equality).
-    * ``eta_learned``, ``eta_exact``: response :math:`\eta = (\Delta W_1)^2/(\tau D_0)` (Eq. 77)
-      for the Gaussian start :math:`\tilde P_\tau = \mathcal N(\mu, s^2)` (``perturbation``),
+    * ``velocity_rel_l2``: $\big(\int\!\!\int |u_\theta - \nu_t|^2 P_t\,dx\,dt /
+      \int\!\!\int \nu_t^2 P_t\,dx\,dt\big)^{1/2}$ (relative error in $L^2(P_t\,dt)$).
+    * ``c2_learned``, ``c2_exact``: $\int_0^\tau\!\int u^2 P_t$ with $P_t$ the exact OT
+      marginal (Eq. 82), and the exact $W_2(q, P_\tau)^2/\tau$ (Eq. 91's equality).
+    * ``eta_learned``, ``eta_exact``: response $\eta = (\Delta W_1)^2/(\tau D_0)$ (Eq. 77)
+      for the Gaussian start $\tilde P_\tau = \mathcal N(\mu, s^2)$ (``perturbation``),
       the learned flow integrated backwards by RK4 with ``ode_steps`` steps, against the exact
       straight-line flow; and their relative errors.
     """

@@ -2,13 +2,19 @@
 
     jaxsa reproduce [FIGURE ...] [--out DIR]   reproduce the paper's figures (default: all)
     jaxsa sweep CONFIG --out DIR               a resumable, sharded sweep (JSON config)
-    jaxsa validate [--n 10000] --out DIR       check SPEC §4's inequalities on random configs
+    jaxsa validate [--n 10000] --out DIR       check spec §4's inequalities on random configs
     jaxsa optimize-schedule --out DIR          minimise c₂ over a monotone schedule family
     jaxsa benchmark [--repeats N]              time the fig4 computation (compile vs steady)
 
 Runs in float64 (set for this process only). Results are JSON plus PNG, written
 atomically (a file is either complete or absent), with provenance: versions, device, dtype,
 settings, seeds, compile and run times.
+
+Compiled programs are kept in JAX's persistent compilation cache, so a second run does not
+compile again: ``$JAXSA_CACHE/jax`` if ``JAXSA_CACHE`` is set, else
+``$XDG_CACHE_HOME/jaxsa/jax`` (``~/.cache/jaxsa/jax``). ``--no-cache`` or ``JAXSA_NO_CACHE=1``
+turns it off (``jaxsa benchmark``, which times the compiler, never uses it); deleting the
+folder is always safe.
 """
 
 from __future__ import annotations
@@ -25,11 +31,68 @@ import time
 
 __all__ = ["main"]
 
+#: the folder of JAX's persistent compilation cache in use (set by `main`), or None
+_compilation_cache: str | None = None
+
 
 def _enable_x64():
     import jax
 
     jax.config.update("jax_enable_x64", True)
+
+
+def _version() -> str:
+    """The installed package's version (from its metadata; no JAX import)."""
+    import importlib.metadata as md
+
+    try:
+        return md.version("jaxsa")
+    except md.PackageNotFoundError:  # a source tree that was not installed
+        from jaxsa import __version__
+
+        return __version__
+
+
+def compilation_cache_dir() -> str:
+    """Where the CLI keeps JAX's persistent compilation cache.
+
+    ``$JAXSA_CACHE/jax`` when ``JAXSA_CACHE`` is set (the folder that also holds the trained
+    OT-CFM networks), otherwise ``$XDG_CACHE_HOME/jaxsa/jax``, by default ``~/.cache/jaxsa/jax``.
+    """
+    root = os.environ.get("JAXSA_CACHE")
+    if not root:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "jaxsa")
+    return os.path.join(root, "jax")
+
+
+def cache_disabled() -> bool:
+    """True when ``JAXSA_NO_CACHE`` is set to anything but ``""``, ``0``, ``false`` or ``no``."""
+    return os.environ.get("JAXSA_NO_CACHE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def enable_compilation_cache(path: str | None = None) -> str | None:
+    """Turn on JAX's persistent compilation cache in ``path`` (default `compilation_cache_dir`).
+
+    Every compiled program is stored, however small or quick to compile (JAX's defaults skip
+    programs that compile in under a second, which on a CPU are most of them). Must run before
+    the first compilation. Returns the folder, or None (with a note on stderr) when it cannot
+    be created or written, in which case nothing is cached and everything still runs.
+    """
+    import jax
+
+    path = path or compilation_cache_dir()
+    try:
+        os.makedirs(path, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(f"{path} is not writable")
+    except OSError as e:
+        print(f"jaxsa: compilation cache off ({e})", file=sys.stderr)
+        return None
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # no size floor
+    return path
 
 
 def provenance(settings=None, **extra) -> dict:
@@ -58,6 +121,7 @@ def provenance(settings=None, **extra) -> dict:
                    "count": jax.device_count()},
         "host": {"machine": platform.machine(), "cpus": os.cpu_count()},
         "dtype": "float64" if jax.config.jax_enable_x64 else "float32",
+        "compilation_cache": _compilation_cache,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["jaxsa"] + sys.argv[1:]),
     }
@@ -162,10 +226,10 @@ def reproduce_fig4(out_dir: str, settings) -> dict:
 
 
 def reproduce_nonconservative(out_dir: str, settings) -> dict:
-    """Run the non-conservative sweep (SPEC §6); write ``nonconservative.json`` and ``.png``.
+    """Run the non-conservative sweep (spec §6); write ``nonconservative.json`` and ``.png``.
 
-    ``settings`` (the 1D :class:`jaxsa.Settings`) does not apply; the experiment uses
-    :class:`jaxsa.experiments.nonconservative.NCSettings` defaults.
+    ``settings`` (the 1D `jaxsa.Settings`) does not apply; the experiment uses
+    `jaxsa.experiments.nonconservative.NCSettings` defaults.
     """
     from tqdm.auto import tqdm
 
@@ -196,9 +260,9 @@ def reproduce_nonconservative(out_dir: str, settings) -> dict:
 
 
 def reproduce_fig3(out_dir: str, settings=None, fig3_settings=None) -> dict:
-    """Run Fig. 3 (Swiss roll, SPEC §7) and write ``fig3.json`` and ``fig3.png``.
+    """Run Fig. 3 (Swiss roll, spec §7) and write ``fig3.json`` and ``fig3.png``.
 
-    The 1D ``settings`` do not apply; :class:`jaxsa.experiments.fig3.Fig3Settings` defaults are
+    The 1D ``settings`` do not apply; `jaxsa.experiments.fig3.Fig3Settings` defaults are
     used (the OT-CFM network is cached under ``$JAXSA_CACHE`` or ``~/.cache/jaxsa``).
     """
     from jaxsa.experiments import fig3
@@ -219,10 +283,10 @@ def reproduce_fig3(out_dir: str, settings=None, fig3_settings=None) -> dict:
 
 
 def reproduce_images(out_dir: str, settings) -> dict:
-    """Run the digits experiment (issue 5, item 7); write ``images.json`` and ``images.png``.
+    """Run the digits experiment (real images); write ``images.json`` and ``images.png``.
 
-    ``settings`` (the 1D :class:`jaxsa.Settings`) does not apply; the experiment uses
-    :class:`jaxsa.experiments.images.ImagesSettings` defaults.
+    ``settings`` (the 1D `jaxsa.Settings`) does not apply; the experiment uses
+    `jaxsa.experiments.images.ImagesSettings` defaults.
     """
     from tqdm.auto import tqdm
 
@@ -397,8 +461,19 @@ def _cmd_optimize(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jaxsa", description=__doc__.split("\n\n")[0])
+    # options accepted before or after the command: `jaxsa --no-cache reproduce` and
+    # `jaxsa reproduce --no-cache` (SUPPRESS: a subcommand's default does not hide the other)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--no-cache", action="store_true", default=argparse.SUPPRESS,
+                        help="do not use the persistent compilation cache (also JAXSA_NO_CACHE=1)")
+    p = argparse.ArgumentParser(prog="jaxsa", description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.strip().split("\n\n")[-1].replace("``", ""),
+                                parents=[common])
+    p.add_argument("--version", action="version", version=f"jaxsa {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
+
+    def add_parser(name, **kw):
+        return sub.add_parser(name, parents=[common], **kw)
 
     def resolution(sp):
         sp.add_argument("--refine", type=int, default=1,
@@ -406,13 +481,13 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--n-quantiles", type=int, default=None, help="quantile nodes per process")
         sp.add_argument("--rtol", type=float, default=None, help="ODE tolerance (rtol = atol)")
 
-    r = sub.add_parser("reproduce", help="reproduce the paper's figures (JSON + PNG)")
+    r = add_parser("reproduce", help="reproduce the paper's figures (JSON + PNG)")
     r.add_argument("figures", nargs="*", help=f"figures to run (default: all of {list(FIGURES)})")
     r.add_argument("--out", default="results", help="output folder (default: ./results)")
     resolution(r)
     r.set_defaults(func=_cmd_reproduce)
 
-    sw = sub.add_parser("sweep", help="run or resume a sweep described by a JSON config")
+    sw = add_parser("sweep", help="run or resume a sweep described by a JSON config")
     sw.add_argument("config", help="sweep configuration (JSON; see examples/sweep_interpolated.json)")
     sw.add_argument("--out", required=True, help="output folder (chunks/ and sweep.json)")
     sw.add_argument("--coordinator", default=None, help="multi-process: coordinator HOST:PORT")
@@ -420,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--process-id", type=int, default=None, help="multi-process: this process's id")
     sw.set_defaults(func=_cmd_sweep)
 
-    v = sub.add_parser("validate", help="check every inequality on random configurations")
+    v = add_parser("validate", help="check every inequality on random configurations")
     v.add_argument("--n", type=int, default=10_000, help="number of configurations (default 10000)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--chunk-size", type=int, default=64)
@@ -428,14 +503,15 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", default="validate", help="output folder (default ./validate)")
     v.set_defaults(func=_cmd_validate)
 
-    o = sub.add_parser("optimize-schedule", help="minimise c2 over the PolarBernstein family")
+    o = add_parser("optimize-schedule", help="minimise c2 over the PolarBernstein family")
     o.add_argument("--steps", type=int, default=400)
     o.add_argument("--lr", type=float, default=0.05)
     o.add_argument("--degree", type=int, default=8)
     o.add_argument("--out", default="optimize", help="output folder (default ./optimize)")
     o.set_defaults(func=_cmd_optimize)
 
-    b = sub.add_parser("benchmark", help="time the fig4 computation (compile vs steady state)")
+    b = add_parser("benchmark", help="time the fig4 computation (compile vs steady state; "
+                   "never uses the compilation cache)")
     b.add_argument("--repeats", type=int, default=10)
     b.add_argument("--out", default=None, help="also write benchmark_fig4.json here")
     resolution(b)
@@ -444,7 +520,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    global _compilation_cache
     args = build_parser().parse_args(argv)
+    # before anything is compiled: the cache must be configured ahead of the first program
+    # (`jaxsa benchmark` times the compiler, so it never reads compiled programs from the cache)
+    _compilation_cache = None
+    if not (getattr(args, "no_cache", False) or cache_disabled() or args.command == "benchmark"):
+        _compilation_cache = enable_compilation_cache()
     _enable_x64()
     try:
         return args.func(args)

@@ -1,15 +1,17 @@
-r"""DDIM coordinates: the change of variables that removes the force (SPEC §3, Eqs. 33–35, Appendix C).
+r"""DDIM coordinates: the change of variables that removes the force ([spec §3][spec-3], Eqs. 33–35, Appendix C).
 
-With :math:`\bar x = x/m_t` the forward SDE :math:`dx = (\dot m_t/m_t)x\,dt + \sqrt{2T_t}\,dB_t`
+With $\bar x = x/m_t$ the forward SDE $dx = (\dot m_t/m_t)x\,dt + \sqrt{2T_t}\,dB_t$
 becomes (Itô; the map is linear in ``x``)
 
-.. math:: d\bar x = \sqrt{2\bar T_t}\,dB_t, \qquad \bar T_t = T_t/m_t^2
-          = \tfrac{\sigma_t}{m_t}\,\partial_t\tfrac{\sigma_t}{m_t},
+$$
+d\bar x = \sqrt{2\bar T_t}\,dB_t, \qquad \bar T_t = T_t/m_t^2
+= \tfrac{\sigma_t}{m_t}\,\partial_t\tfrac{\sigma_t}{m_t},
+$$
 
-a force-free (variance-exploding) process with noise scale :math:`\bar\sigma_t = \sigma_t/m_t`:
-:math:`\bar x_t = y + \bar\sigma_t\varepsilon`. The velocity field becomes
-:math:`\bar\nu_t(\bar x) = (\nu_t(m_t\bar x) - \dot m_t\bar x)/m_t` and densities
-:math:`\bar P_t(\bar x) = m_t^d P_t(m_t\bar x)`. Valid while :math:`m_t > 0` (not at the end point
+a force-free (variance-exploding) process with noise scale $\bar\sigma_t = \sigma_t/m_t$:
+$\bar x_t = y + \bar\sigma_t\varepsilon$. The velocity field becomes
+$\bar\nu_t(\bar x) = (\nu_t(m_t\bar x) - \dot m_t\bar x)/m_t$ and densities
+$\bar P_t(\bar x) = m_t^d P_t(m_t\bar x)$. Valid while $m_t > 0$ (not at the end point
 of cosine and cond-OT).
 """
 
@@ -24,12 +26,12 @@ __all__ = ["ddim_coordinates", "ddim_inverse", "ddim_schedule", "ddim_path", "dd
 
 
 def ddim_coordinates(schedule: Schedule, t, x):
-    """:math:`\\bar x = x/m_t` (Eq. 33); ``x`` any shape, ``t`` scalar."""
+    r"""$\bar x = x/m_t$ (Eq. 33); ``x`` any shape, ``t`` scalar."""
     return x / schedule.m(t)
 
 
 def ddim_inverse(schedule: Schedule, t, xbar):
-    """:math:`x = m_t\\bar x`, the inverse of :func:`ddim_coordinates`."""
+    r"""$x = m_t\bar x$, the inverse of [`ddim_coordinates`][jaxsa.ddim.ddim_coordinates]."""
     return xbar * schedule.m(t)
 
 
@@ -42,19 +44,19 @@ def _ratio_sq(t, p):
 
 
 def ddim_schedule(schedule: Schedule) -> Custom:
-    """The force-free schedule of the DDIM coordinates (Eqs. 34–35): :math:`\\bar m_t = 1`,
-    :math:`\\bar\\sigma_t^2 = \\sigma_t^2/m_t^2`; its force is zero and its temperature is
-    :math:`T_t/m_t^2`. Same ``tau``; use only on times where :math:`m_t > 0`."""
+    r"""The force-free schedule of the DDIM coordinates (Eqs. 34–35): $\bar m_t = 1$,
+    $\bar\sigma_t^2 = \sigma_t^2/m_t^2$; its force is zero and its temperature is
+    $T_t/m_t^2$. Same ``tau``; use only on times where $m_t > 0$."""
     return Custom(_one, tau=schedule.tau, params=schedule, sigma_sq_fn=_ratio_sq)
 
 
 def ddim_path(path: DiffusionPath) -> DiffusionPath:
-    """The forward process in DDIM coordinates: the same data with :func:`ddim_schedule`."""
+    """The forward process in DDIM coordinates: the same data with [`ddim_schedule`][jaxsa.ddim.ddim_schedule]."""
     return DiffusionPath(ddim_schedule(path.schedule), path.data)
 
 
 def ddim_velocity(path: DiffusionPath, t, xbar):
-    """:math:`\\bar\\nu_t(\\bar x) = (\\nu_t(m_t\\bar x) - \\dot m_t\\bar x)/m_t`: the velocity of
+    r"""$\bar\nu_t(\bar x) = (\nu_t(m_t\bar x) - \dot m_t\bar x)/m_t$: the velocity of
     the original process seen in DDIM coordinates (shape of ``xbar``)."""
     v = path.schedule.values(t)
     return (path.velocity(t, v.m * xbar) - v.dm * xbar) / v.m

@@ -1,12 +1,12 @@
 r"""Probability densities: Gaussian mixtures (1D and isotropic d-dimensional) and uniform.
 
-Every density is an :class:`equinox.Module` pytree with array parameters, so batches of
+Every density is an `equinox.Module` pytree with array parameters, so batches of
 densities of one kind vmap. Points have shape ``batch + event_shape``: ``event_shape`` is
 ``()`` in 1D (``means`` of shape ``(K,)``) and ``(d,)`` for an isotropic mixture in
-:math:`\mathbb R^d` (``means`` of shape ``(K, d)``).
+$\mathbb R^d$ (``means`` of shape ``(K, d)``).
 
 1D densities also provide ``cdf``, ``quantile`` and ``normal_score_quantile``:
-:math:`Q(\Phi(z))`, the point whose CDF equals the standard-normal CDF at ``z``. Working in
+$Q(\Phi(z))$, the point whose CDF equals the standard-normal CDF at ``z``. Working in
 the normal score ``z`` instead of the level ``u = Φ(z)`` keeps full float64 precision far in
 both tails (``u`` near 1 would lose it), which the quantile transport of the estimated process
 relies on.
@@ -38,7 +38,7 @@ _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 class Density(eqx.Module):
-    """Interface of a density on :math:`\\mathbb R^d` (or :math:`\\mathbb R`)."""
+    r"""Interface of a density on $\mathbb R^d$ (or $\mathbb R$)."""
 
     def log_density(self, x):
         raise NotImplementedError
@@ -56,12 +56,12 @@ class Density(eqx.Module):
 
 
 class GaussianMixture(Density):
-    r"""Isotropic Gaussian mixture :math:`\sum_k w_k \mathcal N(\mu_k, s_k^2 I)`.
+    r"""Isotropic Gaussian mixture $\sum_k w_k \mathcal N(\mu_k, s_k^2 I)$.
 
     Args:
         weights: ``(K,)`` non-negative, summing to one.
         means: ``(K,)`` in 1D or ``(K, d)``.
-        scales: ``(K,)`` standard deviations :math:`s_k > 0` (length units).
+        scales: ``(K,)`` standard deviations $s_k > 0$ (length units).
 
     Raises ``ValueError`` (checked before any computation) for negative or zero scales,
     negative weights, weights not summing to one, or mismatched shapes.
@@ -119,7 +119,7 @@ class GaussianMixture(Density):
         return 1 if self.means.ndim == 1 else self.means.shape[1]
 
     def component_log_densities(self, x):
-        """:math:`\\ln w_k + \\ln \\mathcal N(x|\\mu_k, s_k^2 I)`, shape ``batch + (K,)``."""
+        r"""$\ln w_k + \ln \mathcal N(x|\mu_k, s_k^2 I)$, shape ``batch + (K,)``."""
         x = jnp.asarray(x)
         if self.means.ndim == 1:
             diff = x[..., None] - self.means
@@ -135,11 +135,11 @@ class GaussianMixture(Density):
         )
 
     def log_density(self, x):
-        """:math:`\\ln q(x)`; ``x`` of shape ``batch + event_shape``, result ``batch``."""
+        r"""$\ln q(x)$; ``x`` of shape ``batch + event_shape``, result ``batch``."""
         return logsumexp(self.component_log_densities(x), axis=-1)
 
     def score(self, x):
-        """:math:`\\nabla \\ln q(x)`, shape of ``x``."""
+        r"""$\nabla \ln q(x)$, shape of ``x``."""
         r = jax.nn.softmax(self.component_log_densities(x), axis=-1)
         if self.means.ndim == 1:
             return jnp.sum(r * (self.means - x[..., None]) / self.scales**2, axis=-1)
@@ -179,21 +179,21 @@ class GaussianMixture(Density):
         return logsumexp(jnp.log(self.weights) + log_ndtr((x[..., None] - self.means) / self.scales), -1)
 
     def log_sf(self, x):
-        """Log survival function :math:`\\ln(1 - F(x))`, accurate in the right tail."""
+        r"""Log survival function $\ln(1 - F(x))$, accurate in the right tail."""
         self._require_1d("log_sf")
         return logsumexp(jnp.log(self.weights) + log_ndtr((self.means - x[..., None]) / self.scales), -1)
 
     def cdf(self, x):
-        """Cumulative distribution :math:`F(x)` (1D)."""
+        """Cumulative distribution $F(x)$ (1D)."""
         self._require_1d("cdf")
         return jnp.sum(self.weights * ndtr((x[..., None] - self.means) / self.scales), -1)
 
     def normal_score_quantile(self, z):
-        """:math:`Q(\\Phi(z))` (1D): the point ``x`` with :math:`F(x) = \\Phi(z)`.
+        r"""$Q(\Phi(z))$ (1D): the point ``x`` with $F(x) = \Phi(z)$.
 
         Solved in log space by Newton's method safeguarded by bisection on a bracket that
         provably contains the root (right-tail levels are mirrored onto the left tail, so
-        only :math:`\\ln F` is needed and no precision is lost near ``u = 1``): exact to
+        only $\ln F$ is needed and no precision is lost near ``u = 1``): exact to
         float64 round-off for ``|z|`` up to ~37.
         """
         self._require_1d("normal_score_quantile")
@@ -264,7 +264,7 @@ class GaussianMixture(Density):
         return sgn * y
 
     def normal_score(self, x):
-        r""":math:`\Phi^{-1}(F(x))` (1D), computed from the tail that keeps precision."""
+        r"""$\Phi^{-1}(F(x))$ (1D), computed from the tail that keeps precision."""
         self._require_1d("normal_score")
         x = jnp.asarray(x, dtype=self.means.dtype)
         if self.weights.shape[0] == 1:
@@ -272,7 +272,7 @@ class GaussianMixture(Density):
         return _normal_score_from_logs(self.log_cdf(x), self.log_sf(x))
 
     def quantile(self, u):
-        """Quantile function :math:`F^{-1}(u)` for ``u`` in (0, 1) (1D)."""
+        """Quantile function $F^{-1}(u)$ for ``u`` in (0, 1) (1D)."""
         from jax.scipy.special import ndtri
 
         return self.normal_score_quantile(ndtri(jnp.asarray(u, dtype=self.means.dtype)))
@@ -304,13 +304,13 @@ class Uniform(Density):
         return self.low + (self.high - self.low) * u
 
     def normal_score_quantile(self, z):
-        """:math:`Q(\\Phi(z))`, computed from whichever tail keeps precision."""
+        r"""$Q(\Phi(z))$, computed from whichever tail keeps precision."""
         z = jnp.asarray(z, dtype=self.low.dtype)
         width = self.high - self.low
         return jnp.where(z <= 0, self.low + width * ndtr(z), self.high - width * ndtr(-z))
 
     def normal_score(self, x):
-        r""":math:`\Phi^{-1}(F(x))` for ``x`` inside the support."""
+        r"""$\Phi^{-1}(F(x))$ for ``x`` inside the support."""
         from jax.scipy.special import ndtri
 
         x = jnp.asarray(x, dtype=self.low.dtype)
@@ -329,13 +329,13 @@ class Uniform(Density):
 
 
 def gaussian(mean=0.0, std=1.0) -> GaussianMixture:
-    """A 1D Gaussian :math:`\\mathcal N(\\mu, s^2)` as a one-component mixture."""
+    r"""A 1D Gaussian $\mathcal N(\mu, s^2)$ as a one-component mixture."""
     return GaussianMixture(jnp.ones(1), jnp.reshape(jnp.asarray(mean, jnp.result_type(float)), (1,)),
                            jnp.reshape(jnp.asarray(std, jnp.result_type(float)), (1,)))
 
 
 def paper_data() -> GaussianMixture:
-    """The paper's data (Eq. 95, SPEC §7): :math:`\\tfrac12\\mathcal N(\\sqrt{0.35}, 0.3^2) + \\tfrac12\\mathcal N(-\\sqrt{0.35}, 0.3^2)`.
+    r"""The paper's data (Eq. 95, [spec §7][spec-7]): $\tfrac12\mathcal N(\sqrt{0.35}, 0.3^2) + \tfrac12\mathcal N(-\sqrt{0.35}, 0.3^2)$.
 
     Its variance is 0.35 + 0.09 = 0.44.
     """
@@ -344,7 +344,7 @@ def paper_data() -> GaussianMixture:
 
 
 def paper_prior() -> GaussianMixture:
-    """:math:`P_\\tau = \\mathcal N(0, 1)`, the end of the forward process for cosine and cond-OT."""
+    r"""$P_\tau = \mathcal N(0, 1)$, the end of the forward process for cosine and cond-OT."""
     return gaussian(0.0, 1.0)
 
 
@@ -352,7 +352,7 @@ PERTURBATION_NAMES = ("mean", "variance", "mixture", "uniform")
 
 
 def paper_perturbations() -> dict:
-    """The four perturbed starts :math:`\\tilde P_\\tau` of Table I (SPEC §7), keyed by name.
+    r"""The four perturbed starts $\tilde P_\tau$ of Table I ([spec §7][spec-7]), keyed by name.
 
     ``mean``: N(1, 1); ``variance``: N(0, 0.8²);
     ``mixture``: ⅓[N(-1/0.94, (0.3/0.94)²) + N(0, (0.8/0.94)²) + N(1/0.94, (0.3/0.94)²)];
@@ -373,7 +373,7 @@ def paper_perturbations() -> dict:
 
 
 def _normal_score_from_logs(log_cdf, log_sf):
-    r""":math:`\Phi^{-1}(F)` from :math:`\ln F` and :math:`\ln(1-F)`, precise in both tails."""
+    r"""$\Phi^{-1}(F)$ from $\ln F$ and $\ln(1-F)$, precise in both tails."""
     from jax.scipy.special import ndtri
 
     left = log_cdf <= log_sf

@@ -1,19 +1,21 @@
-r"""Diffusion speed cost of a schedule without any ODE (SPEC §2–4, Eqs. 36, 66–67, 81, 91).
+r"""Diffusion speed cost of a schedule without any ODE ([spec §2–4][spec-2], Eqs. 36, 66–67, 81, 91).
 
-For a conditional Gaussian path with Gaussian-mixture data, :math:`P_t = \sum_k w_k
-\mathcal N(m_t\mu_k, v_k(t))` in closed form, so
+For a conditional Gaussian path with Gaussian-mixture data, $P_t = \sum_k w_k
+\mathcal N(m_t\mu_k, v_k(t))$ in closed form, so
 
-.. math:: v_2(t)^2 = T_t\dot S_t^{tot} = \int \nu_t^2 P_t\,dx
-          = \sum_k w_k\, \mathbb E_{\xi\sim\mathcal N(0,1)}\big[\nu_t(m_t\mu_k + \sqrt{v_k}\,\xi)^2\big]
+$$
+v_2(t)^2 = T_t\dot S_t^{tot} = \int \nu_t^2 P_t\,dx
+= \sum_k w_k\, \mathbb E_{\xi\sim\mathcal N(0,1)}\big[\nu_t(m_t\mu_k + \sqrt{v_k}\,\xi)^2\big]
+$$
 
-is a Gauss–Hermite sum per component, and :math:`c_2 = \int_0^\tau v_2^2\,dt`,
-:math:`L_\tau = \int_0^\tau v_2\,dt` are Gauss–Legendre sums in time. Both are smooth
-functions of every schedule and data parameter, so ``jax.grad`` of :func:`speed_cost`
-differentiates the diffusion speed cost directly (used by :mod:`jaxsa.optimize`). This is an
-independent method from the particle/ODE computation of :func:`jaxsa.speed_accuracy`; the
+is a Gauss–Hermite sum per component, and $c_2 = \int_0^\tau v_2^2\,dt$,
+$L_\tau = \int_0^\tau v_2\,dt$ are Gauss–Legendre sums in time. Both are smooth
+functions of every schedule and data parameter, so ``jax.grad`` of [`speed_cost`][jaxsa.dissipation.speed_cost]
+differentiates the diffusion speed cost directly (used by [`jaxsa.optimize`][jaxsa.optimize]). This is an
+independent method from the particle/ODE computation of [`jaxsa.speed_accuracy`][jaxsa.relations.speed_accuracy]; the
 two agree to ~1e-10 (tests). Gauss–Hermite converges slowly for these velocity fields (the
 responsibilities switch between components in the tails): 48 nodes leave ~1e-6 relative
-error in :math:`c_2`, 256 nodes (the default) ~1e-11.
+error in $c_2$, 256 nodes (the default) ~1e-11.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ __all__ = ["v2_sq", "speed_cost", "w2_sq_to_prior"]
 
 
 def v2_sq(path, t, n_hermite: int = 256):
-    """:math:`v_2(t)^2 = \\int \\nu_t^2 P_t\\,dx` (length²/time²) for a 1D or d-D
-    :class:`jaxsa.DiffusionPath` at scalar ``t``, by Gauss–Hermite quadrature per component
+    r"""$v_2(t)^2 = \int \nu_t^2 P_t\,dx$ (length²/time²) for a 1D or d-D
+    [`jaxsa.DiffusionPath`][jaxsa.forward.DiffusionPath] at scalar ``t``, by Gauss–Hermite quadrature per component
     (``n_hermite`` nodes per coordinate axis; 1D only uses one axis)."""
     d = path.data
     if d.means.ndim != 1:
@@ -42,8 +44,8 @@ def v2_sq(path, t, n_hermite: int = 256):
 
 
 def speed_cost(path, n_gauss: int = 64, n_hermite: int = 256):
-    """``(c2, L)``: :math:`c_2 = \\int_0^\\tau v_2^2 dt` (Eq. 81) and the path length
-    :math:`L_\\tau = \\int_0^\\tau v_2 dt` (Eq. 68) by Gauss–Legendre quadrature in time.
+    r"""``(c2, L)``: $c_2 = \int_0^\tau v_2^2 dt$ (Eq. 81) and the path length
+    $L_\tau = \int_0^\tau v_2 dt$ (Eq. 68) by Gauss–Legendre quadrature in time.
 
     Differentiable in the schedule's and the data's parameters; vmappable over paths.
     """
@@ -56,8 +58,8 @@ def speed_cost(path, n_gauss: int = 64, n_hermite: int = 256):
 
 
 def w2_sq_to_prior(data, prior, n_quantiles: int = 4096, z_max: float = 8.5):
-    """:math:`W_2(q, P_\\tau)^2` in 1D by the quantile formula on normal-score nodes (Eq. 52);
-    ``/τ`` it is the OT lower bound on :math:`c_2` (Eq. 91)."""
+    r"""$W_2(q, P_\tau)^2$ in 1D by the quantile formula on normal-score nodes (Eq. 52);
+    ``/τ`` it is the OT lower bound on $c_2$ (Eq. 91)."""
     from jaxsa.relations import quantile_nodes
 
     z, w = quantile_nodes(n_quantiles, z_max)

@@ -1,38 +1,42 @@
-r"""The forward process in :math:`\mathbb R^d` for empirical data and isotropic Gaussian mixtures
-(SPEC §3, Eqs. 17, 25, 96–97), the estimated process on particles (SPEC §4, Eqs. 10–11) and
-Monte-Carlo estimates of :math:`\int T_t\dot S_t^{tot}dt` and :math:`D_0` (Eqs. 36, 78).
+r"""The forward process in $\mathbb R^d$ for empirical data and isotropic Gaussian mixtures
+([spec §3][spec-3], Eqs. 17, 25, 96–97), the estimated process on particles ([spec §4][spec-4], Eqs. 10–11) and
+Monte-Carlo estimates of $\int T_t\dot S_t^{tot}dt$ and $D_0$ (Eqs. 36, 78).
 
-Data :math:`q = \sum_k w_k \mathcal N(\mu_k, s_k^2 I)` with :math:`N` components in
-:math:`\mathbb R^d`; an empirical data set is the case :math:`s_k = 0` (point masses at the data
-points :math:`\mu_k = y_k`). With schedule :math:`(m_t, \sigma_t)` the marginal is
+Data $q = \sum_k w_k \mathcal N(\mu_k, s_k^2 I)$ with $N$ components in
+$\mathbb R^d$; an empirical data set is the case $s_k = 0$ (point masses at the data
+points $\mu_k = y_k$). With schedule $(m_t, \sigma_t)$ the marginal is
 
-.. math:: P_t(x) = \sum_k w_k\, \mathcal N\big(x \,|\, m_t\mu_k,\ v_k I\big), \qquad
-          v_k = \sigma_t^2 + m_t^2 s_k^2,
+$$
+P_t(x) = \sum_k w_k\, \mathcal N\big(x \,|\, m_t\mu_k,\ v_k I\big), \qquad
+v_k = \sigma_t^2 + m_t^2 s_k^2,
+$$
 
-with posterior (softmax) weights :math:`r_k(x) = w_k\mathcal N(x|m_t\mu_k, v_kI)/P_t(x)`. Writing
-:math:`a_1 = \sum_k r_k/v_k`, :math:`a_2 = \sum_k r_k s_k^2/v_k` and
-:math:`b = \sum_k r_k \mu_k / v_k`,
+with posterior (softmax) weights $r_k(x) = w_k\mathcal N(x|m_t\mu_k, v_kI)/P_t(x)$. Writing
+$a_1 = \sum_k r_k/v_k$, $a_2 = \sum_k r_k s_k^2/v_k$ and
+$b = \sum_k r_k \mu_k / v_k$,
 
-.. math::
+$$
+\nabla\ln P_t = m_t b - a_1 x, \qquad
+\mathbb E[y|x_t = x] = \sum_k r_k \frac{s_k^2 m_t x + \sigma_t^2\mu_k}{v_k} = m_t a_2 x + \sigma_t^2 b,
+$$
 
-    \nabla\ln P_t = m_t b - a_1 x, \qquad
-    \mathbb E[y|x_t = x] = \sum_k r_k \frac{s_k^2 m_t x + \sigma_t^2\mu_k}{v_k} = m_t a_2 x + \sigma_t^2 b,
+$$
+\nu_t(x) = \dot m_t\, \mathbb E[y|x_t=x] - \sigma_t\dot\sigma_t \nabla\ln P_t(x),
+$$
 
-    \nu_t(x) = \dot m_t\, \mathbb E[y|x_t=x] - \sigma_t\dot\sigma_t \nabla\ln P_t(x),
-
-which is SPEC §3's velocity rewritten without the removable singularities at :math:`\sigma_t = 0`
-(for :math:`s_k > 0`) and :math:`m_t = 0` (``t = τ`` of cosine and cond-OT), as in
-:class:`jaxsa.DiffusionPath`. For empirical data (:math:`s_k = 0`) the point masses make
-:math:`P_0` singular: every quantity is defined for :math:`t > 0` only, where it is finite and
+which is [spec §3][spec-3]'s velocity rewritten without the removable singularities at $\sigma_t = 0$
+(for $s_k > 0$) and $m_t = 0$ (``t = τ`` of cosine and cond-OT), as in
+[`jaxsa.DiffusionPath`][jaxsa.forward.DiffusionPath]. For empirical data ($s_k = 0$) the point masses make
+$P_0$ singular: every quantity is defined for $t > 0$ only, where it is finite and
 smooth (it is evaluated at ``t = 0`` only by the exact sampler).
 
-The sums over components are reduced by an online log-sum-exp (:func:`jax.lax.scan` over chunks of
+The sums over components are reduced by an online log-sum-exp (`jax.lax.scan` over chunks of
 ``chunk_size`` components: running maximum, rescaled accumulators), so the memory is
 ``O(batch · chunk_size)`` for any number of data points; squared distances come from one matrix
-product per chunk, :math:`\|x - m\mu\|^2 = \|x\|^2 - 2m\,x\cdot\mu + m^2\|\mu\|^2` (float64 keeps
-this accurate down to :math:`\sigma_t \sim 10^{-6}`). For empirical data all components share
-the variance :math:`\sigma_t^2`, so the per-query term :math:`\|x\|^2/2\sigma_t^2` is taken out of
-the softmax and added back to :math:`\ln P_t` only; a velocity evaluation then costs two
+product per chunk, $\|x - m\mu\|^2 = \|x\|^2 - 2m\,x\cdot\mu + m^2\|\mu\|^2$ (float64 keeps
+this accurate down to $\sigma_t \sim 10^{-6}$). For empirical data all components share
+the variance $\sigma_t^2$, so the per-query term $\|x\|^2/2\sigma_t^2$ is taken out of
+the softmax and added back to $\ln P_t$ only; a velocity evaluation then costs two
 ``(Q, d) × (d, N)`` matrix products and ``Q N`` exponentials.
 """
 
@@ -77,12 +81,12 @@ def _concrete_array(name, value):
 
 
 class EmpiricalPath(eqx.Module):
-    r"""Forward process of a conditional Gaussian path with data in :math:`\mathbb R^d` (SPEC §3).
+    r"""Forward process of a conditional Gaussian path with data in $\mathbb R^d$ ([spec §3][spec-3]).
 
     Args:
-        schedule: a :class:`jaxsa.schedules.Schedule` (``tau`` is taken from it).
+        schedule: a [`jaxsa.schedules.Schedule`][jaxsa.schedules.Schedule] (``tau`` is taken from it).
         data: either an ``(N, d)`` array of data points (empirical data, point masses) or an
-            isotropic d-dimensional :class:`jaxsa.GaussianMixture` (``means`` of shape
+            isotropic d-dimensional [`jaxsa.GaussianMixture`][jaxsa.densities.GaussianMixture] (``means`` of shape
             ``(K, d)``; its weights and scales are used and ``weights`` must be ``None``).
         weights: ``(N,)`` non-negative weights of the data points, normalised here to sum to
             one; uniform if omitted.
@@ -93,13 +97,14 @@ class EmpiricalPath(eqx.Module):
     NaN or inf, weights of the wrong shape, negative or all zero, or a non-positive chunk size.
 
     All methods take a scalar time ``t`` and points ``x`` of shape ``(..., d)`` (length units).
-    For empirical data they need ``t > 0`` (:math:`\sigma_t > 0`).
+    For empirical data they need ``t > 0`` ($\sigma_t > 0$).
 
-    Example::
-
+    Example:
+        ```python
         path = EmpiricalPath(jaxsa.CondOT(1.0), images, chunk_size=512)   # images (N, 64)
         v = path.velocity(0.5, x)                                          # x (n, 64)
         x_tau = path.sample(key, 1.0, 1000)                                # exact P_τ samples
+        ```
     """
 
     schedule: Schedule
@@ -271,37 +276,37 @@ class EmpiricalPath(eqx.Module):
 
     # -- public quantities ---------------------------------------------------------------
     def log_density(self, t, x):
-        """:math:`\\ln P_t(x)` (Eqs. 17, 25; ``ln`` of 1/length^d), shape ``x.shape[:-1]``."""
+        r"""$\ln P_t(x)$ (Eqs. 17, 25; ``ln`` of 1/length^d), shape ``x.shape[:-1]``."""
         batch, f = self._public(t, x)
         return f[0].reshape(batch)
 
     def score(self, t, x):
-        """:math:`\\nabla\\ln P_t(x) = m_t b - a_1 x` (Eq. 97; 1/length), shape of ``x``."""
+        r"""$\nabla\ln P_t(x) = m_t b - a_1 x$ (Eq. 97; 1/length), shape of ``x``."""
         batch, f = self._public(t, x)
         return f[2].reshape(batch + (self.dim,))
 
     def posterior_mean(self, t, x):
-        """:math:`\\mathbb E[y|x_t = x]` (Eq. 97; softmax posterior over the data), shape of ``x``."""
+        r"""$\mathbb E[y|x_t = x]$ (Eq. 97; softmax posterior over the data), shape of ``x``."""
         batch, f = self._public(t, x)
         return f[1].reshape(batch + (self.dim,))
 
     def velocity(self, t, x):
-        """Velocity field :math:`\\nu_t(x) = \\dot m_t\\mathbb E[y|x] - \\sigma_t\\dot\\sigma_t\\nabla\\ln P_t`
+        r"""Velocity field $\nu_t(x) = \dot m_t\mathbb E[y|x] - \sigma_t\dot\sigma_t\nabla\ln P_t$
         (Eqs. 1, 96; length/time), shape of ``x``."""
         batch, f = self._public(t, x)
         return f[3].reshape(batch + (self.dim,))
 
     def sample_data(self, key, n: int):
-        """``(n, d)`` samples of the data density :math:`q` (draws of data points, plus
-        :math:`s_k\\varepsilon` for mixture components)."""
+        r"""``(n, d)`` samples of the data density $q$ (draws of data points, plus
+        $s_k\varepsilon$ for mixture components)."""
         k1, k2 = jax.random.split(key)
         idx = jax.random.choice(k1, self.n_points, shape=(n,), p=self.weights)
         eps = jax.random.normal(k2, (n, self.dim), self.points.dtype)
         return self.points[idx] + self.scales[idx][:, None] * eps
 
     def sample(self, key, t, n: int):
-        """``(n, d)`` exact samples :math:`x_t = m_t y + \\sigma_t\\varepsilon` of :math:`P_t` (Eq. 17)
-        at the scalar time ``t``, with :math:`y\\sim q`, :math:`\\varepsilon\\sim\\mathcal N(0, I)`."""
+        r"""``(n, d)`` exact samples $x_t = m_t y + \sigma_t\varepsilon$ of $P_t$ (Eq. 17)
+        at the scalar time ``t``, with $y\sim q$, $\varepsilon\sim\mathcal N(0, I)$."""
         k1, k2 = jax.random.split(key)
         v = self.schedule.values(t)
         y = self.sample_data(k1, n)
@@ -311,14 +316,14 @@ class EmpiricalPath(eqx.Module):
         return m * y + sig * jax.random.normal(k2, y.shape, y.dtype)
 
     def marginal(self, t) -> PathMarginal:
-        """:math:`P_t` as a density object (``log_density``, ``sample``) for :func:`chi2_divergence`."""
+        """$P_t$ as a density object (``log_density``, ``sample``) for [`chi2_divergence`][jaxsa.empirical.chi2_divergence]."""
         return PathMarginal(self, t)
 
     def end_marginal(self):
-        """:math:`P_\\tau`: the exact isotropic Gaussian :math:`\\mathcal N(0, \\sigma_\\tau^2 I)` as a
-        one-component :class:`jaxsa.GaussianMixture` when :math:`|m_\\tau| \\le 10^{-12}` (cosine,
+        r"""$P_\tau$: the exact isotropic Gaussian $\mathcal N(0, \sigma_\tau^2 I)$ as a
+        one-component [`jaxsa.GaussianMixture`][jaxsa.densities.GaussianMixture] when $|m_\tau| \le 10^{-12}$ (cosine,
         cond-OT),
-        otherwise :meth:`marginal` at τ."""
+        otherwise [`marginal`][jaxsa.empirical.EmpiricalPath.marginal] at τ."""
         v = self.schedule.values(self.tau)
         if is_concrete(v.m) and abs(float(v.m)) <= 1e-12:  # cos(π/2) = 6e-17 in floating point
             dt = self.points.dtype
@@ -339,7 +344,7 @@ def _fields_jit(path, t, xf):
 
 
 class PathMarginal(eqx.Module):
-    """:math:`P_t` of an :class:`EmpiricalPath` at a fixed time, as a density (log_density, sample)."""
+    """$P_t$ of an [`EmpiricalPath`][jaxsa.empirical.EmpiricalPath] at a fixed time, as a density (log_density, sample)."""
 
     path: EmpiricalPath
     t: jax.Array
@@ -352,9 +357,9 @@ class PathMarginal(eqx.Module):
         return self.path.sample(key, self.t, n).reshape(tuple(shape) + (self.path.dim,))
 
 
-# ---- the estimated process on particles (SPEC §4) ----------------------------------------
+# ---- the estimated process on particles (docs/spec.md §4) -------------------------------
 class ParticleSolution(NamedTuple):
-    """Output of :func:`transport_particles`.
+    """Output of [`transport_particles`][jaxsa.empirical.transport_particles].
 
     Attributes:
         ts: ``(S,)`` the save times.
@@ -372,24 +377,24 @@ class ParticleSolution(NamedTuple):
 
 def transport_particles(path: EmpiricalPath, x_tau, ts, settings: ODESettings = PARTICLE_ODE,
                         t_min=None, chunk_size: int | None = None) -> ParticleSolution:
-    r"""Estimated process on particles: integrate the probability-flow ODE :math:`dx/dt = \nu_t(x)`
+    r"""Estimated process on particles: integrate the probability-flow ODE $dx/dt = \nu_t(x)$
     (Eqs. 10–11) from ``t = τ`` backwards through the decreasing save times ``ts``.
 
     The particles form one diffrax ODE system (vector field batched over particles; step control
-    by the max-norm over particles, as :func:`jaxsa.solve_flow`). No log-Jacobian is carried
+    by the max-norm over particles, as [`jaxsa.solve_flow`][jaxsa.flow.solve_flow]). No log-Jacobian is carried
     (its divergence costs ``d`` Jacobian-vector products in ``d`` dimensions).
 
     For empirical data the velocity is singular at ``t = 0`` (point masses). The ODE then stops
     at ``t_min`` (default ``1e-3 τ``) and a save time ``0`` gets the denoised positions
-    :math:`\mathbb E[y|x_{t_{min}}]`, the limit of the flow: every trajectory ends on the data
+    $\mathbb E[y|x_{t_{min}}]$, the limit of the flow: every trajectory ends on the data
     point that dominates its posterior (memorisation — the exact empirical velocity reproduces
     the training points, not new ones). Save times in ``(0, t_min)`` are refused.
 
     Args:
-        path: :class:`EmpiricalPath`.
-        x_tau: ``(n, d)`` particles at ``t = τ`` (e.g. samples of a perturbed :math:`\tilde P_\tau`).
+        path: [`EmpiricalPath`][jaxsa.empirical.EmpiricalPath].
+        x_tau: ``(n, d)`` particles at ``t = τ`` (e.g. samples of a perturbed $\tilde P_\tau$).
         ts: ``(S,)`` save times, decreasing, in ``[0, τ]``.
-        settings: :class:`jaxsa.ODESettings` (default :data:`PARTICLE_ODE`).
+        settings: [`jaxsa.ODESettings`][jaxsa.flow.ODESettings] (default `PARTICLE_ODE`).
         t_min: where to stop for empirical data (time units); ignored for mixtures with s > 0.
         chunk_size: if set, the particles are split into chunks of this many (the last one
             padded), each an independent diffrax solve with its own step control, run in
@@ -398,7 +403,7 @@ def transport_particles(path: EmpiricalPath, x_tau, ts, settings: ODESettings = 
             largest over chunks and ``success`` holds for all.
 
     Returns:
-        :class:`ParticleSolution` with ``xs`` of shape ``(S, n, d)``.
+        [`ParticleSolution`][jaxsa.empirical.ParticleSolution] with ``xs`` of shape ``(S, n, d)``.
     """
     x_tau = jnp.asarray(x_tau)
     if x_tau.ndim != 2 or x_tau.shape[1] != path.dim:
@@ -467,23 +472,23 @@ class MCEstimate(NamedTuple):
 
 
 def entropy_production(path: EmpiricalPath, key, n: int, n_time: int) -> MCEstimate:
-    r""":math:`\int_0^\tau T_t\dot S_t^{tot}dt = \int_0^\tau \mathbb E_{P_t}\|\nu_t\|^2 dt`
+    r"""$\int_0^\tau T_t\dot S_t^{tot}dt = \int_0^\tau \mathbb E_{P_t}\|\nu_t\|^2 dt$
     (Eqs. 36, 77; length²/time) by stratified Monte Carlo over exact samples.
 
     Time is split into ``n_time`` equal strata; in stratum ``j`` each of ``n`` samples draws its
-    own uniform time :math:`t \in (t_j, t_{j+1})` and an exact sample
-    :math:`x_t = m_t y + \sigma_t\varepsilon` of :math:`P_t`. The estimate
-    :math:`\frac{\tau}{n_{time}}\sum_j \overline{\|\nu\|^2}_j` is unbiased for the time integral
-    too (no quadrature error), and its variance :math:`(\tau/n_{time})^2\sum_j s_j^2/n` gives the
-    confidence interval. For these conservative forces it equals :math:`c_2 = \int v_2^2dt`
-    (SPEC §3).
+    own uniform time $t \in (t_j, t_{j+1})$ and an exact sample
+    $x_t = m_t y + \sigma_t\varepsilon$ of $P_t$. The estimate
+    $\frac{\tau}{n_{time}}\sum_j \overline{\|\nu\|^2}_j$ is unbiased for the time integral
+    too (no quadrature error), and its variance $(\tau/n_{time})^2\sum_j s_j^2/n$ gives the
+    confidence interval. For these conservative forces it equals $c_2 = \int v_2^2dt$
+    ([spec §3][spec-3]).
 
     Args:
-        path: :class:`EmpiricalPath`. key: PRNG key. n: samples per stratum (>= 2).
+        path: [`EmpiricalPath`][jaxsa.empirical.EmpiricalPath]. key: PRNG key. n: samples per stratum (>= 2).
         n_time: number of time strata (>= 1).
 
     Returns:
-        :class:`MCEstimate` (``rate`` holds the per-stratum means, ``rate_t`` the stratum centres).
+        [`MCEstimate`][jaxsa.empirical.MCEstimate] (``rate`` holds the per-stratum means, ``rate_t`` the stratum centres).
     """
     if int(n) != n or n < 2:
         raise ValueError(f"entropy_production: need `n` >= 2 samples per stratum for a standard "
@@ -516,13 +521,15 @@ def _entropy_production(path, key, n, n_time):
 
 
 def chi2_isotropic_gaussian(mean_p, std_p, mean_q, std_q):
-    r"""Pearson :math:`\chi^2(P\|Q) = \int (P - Q)^2/Q\,dx` (Eq. 78) between isotropic Gaussians
-    :math:`P = \mathcal N(\mu_P, s_P^2 I)`, :math:`Q = \mathcal N(\mu_Q, s_Q^2 I)` in :math:`\mathbb R^d`:
+    r"""Pearson $\chi^2(P\|Q) = \int (P - Q)^2/Q\,dx$ (Eq. 78) between isotropic Gaussians
+    $P = \mathcal N(\mu_P, s_P^2 I)$, $Q = \mathcal N(\mu_Q, s_Q^2 I)$ in $\mathbb R^d$:
 
-    .. math:: \chi^2 = \Big(\frac{s_Q^2}{s_P\sqrt{2s_Q^2 - s_P^2}}\Big)^d
-              \exp\frac{\|\mu_P - \mu_Q\|^2}{2s_Q^2 - s_P^2} - 1,
+    $$
+    \chi^2 = \Big(\frac{s_Q^2}{s_P\sqrt{2s_Q^2 - s_P^2}}\Big)^d
+    \exp\frac{\|\mu_P - \mu_Q\|^2}{2s_Q^2 - s_P^2} - 1,
+    $$
 
-    finite only if :math:`s_P^2 < 2s_Q^2` (``inf`` otherwise). ``mean_*``: ``(d,)``; ``std_*``
+    finite only if $s_P^2 < 2s_Q^2$ (``inf`` otherwise). ``mean_*``: ``(d,)``; ``std_*``
     scalars (length units). Computed as ``expm1`` of the logarithm (precise for small χ²).
     """
     mp, mq = jnp.atleast_1d(mean_p), jnp.atleast_1d(mean_q)
@@ -539,20 +546,20 @@ def _single_gaussian(p):
 
 
 def chi2_divergence(p_tilde, p, key=None, n: int | None = None):
-    r""":math:`D_0 = \chi^2(\tilde P\|P) = \int(\tilde P - P)^2/P\,dx` (Eq. 78), dimensionless.
+    r"""$D_0 = \chi^2(\tilde P\|P) = \int(\tilde P - P)^2/P\,dx$ (Eq. 78), dimensionless.
 
-    Closed form (:func:`chi2_isotropic_gaussian`, ``stderr = 0``) when both are one-component
-    isotropic :class:`jaxsa.GaussianMixture` s in d dimensions; otherwise Monte Carlo over ``n``
-    samples of ``p``: :math:`\chi^2 = \mathbb E_P[(\tilde P/P - 1)^2]`, with the standard error of
+    Closed form ([`chi2_isotropic_gaussian`][jaxsa.empirical.chi2_isotropic_gaussian], ``stderr = 0``) when both are one-component
+    isotropic Gaussian mixtures ([`jaxsa.GaussianMixture`][jaxsa.densities.GaussianMixture]) in d dimensions; otherwise Monte Carlo over ``n``
+    samples of ``p``: $\chi^2 = \mathbb E_P[(\tilde P/P - 1)^2]$, with the standard error of
     the mean (heavy-tailed when the ratio is: check that it is small against the value).
 
     Args:
         p_tilde, p: densities with ``log_density(x)`` (and ``p.sample(key, shape)``), e.g.
-            :class:`jaxsa.GaussianMixture` or :meth:`EmpiricalPath.marginal`.
+            [`jaxsa.GaussianMixture`][jaxsa.densities.GaussianMixture] or [`EmpiricalPath.marginal`][jaxsa.empirical.EmpiricalPath.marginal].
         key, n: PRNG key and sample count (>= 2) for the Monte-Carlo case.
 
     Returns:
-        :class:`MCEstimate`.
+        [`MCEstimate`][jaxsa.empirical.MCEstimate].
     """
     if _single_gaussian(p_tilde) and _single_gaussian(p):
         if p_tilde.means.shape != p.means.shape:
@@ -573,10 +580,10 @@ def chi2_divergence(p_tilde, p, key=None, n: int | None = None):
 
 
 def gaussian_path_c2(schedule: Schedule, mean, std, n_nodes: int = 64):
-    r""":math:`c_2 = \int_0^\tau v_2^2 dt` for Gaussian data :math:`\mathcal N(\mu, s^2 I)`
-    (SPEC §3, §4): :math:`P_t = \mathcal N(m_t\mu, s_t^2 I)`, :math:`s_t^2 = \sigma_t^2 + m_t^2s^2`,
-    the velocity is affine, :math:`\nu_t = \dot m_t\mu + (\dot s_t/s_t)(x - m_t\mu)`, and
-    :math:`\mathbb E\|\nu_t\|^2 = \dot m_t^2\|\mu\|^2 + d\,\dot s_t^2`. Gauss–Legendre in time
+    r"""$c_2 = \int_0^\tau v_2^2 dt$ for Gaussian data $\mathcal N(\mu, s^2 I)$
+    ([spec §3][spec-3], [§4][spec-4]): $P_t = \mathcal N(m_t\mu, s_t^2 I)$, $s_t^2 = \sigma_t^2 + m_t^2s^2$,
+    the velocity is affine, $\nu_t = \dot m_t\mu + (\dot s_t/s_t)(x - m_t\mu)$, and
+    $\mathbb E\|\nu_t\|^2 = \dot m_t^2\|\mu\|^2 + d\,\dot s_t^2$. Gauss–Legendre in time
     (``n_nodes`` nodes; the integrand is smooth for ``s > 0``). A reference for tests.
     """
     mean = jnp.atleast_1d(jnp.asarray(mean))

@@ -1,15 +1,15 @@
-r"""Parameterised schedule families that satisfy SPEC §3's conditions by construction.
+r"""Parameterised schedule families that satisfy [spec §3][spec-3]'s conditions by construction.
 
-* :class:`Interpolated` — :math:`(m_t, \sigma_t) = (1-\lambda)(1-s, s) + \lambda(\cos\tfrac{\pi s}2,
-  \sin\tfrac{\pi s}2)`, ``s = t/τ``: cond-OT at λ = 0, cosine at λ = 1. For λ ∈ [0, 1]
-  :math:`\sigma_t/m_t` is a ratio of an increasing and a decreasing positive function, so
+* [`Interpolated`][jaxsa.families.Interpolated] — $(m_t, \sigma_t) = (1-\lambda)(1-s, s) + \lambda(\cos\tfrac{\pi s}2,
+  \sin\tfrac{\pi s}2)$, ``s = t/τ``: cond-OT at λ = 0, cosine at λ = 1. For λ ∈ [0, 1]
+  $\sigma_t/m_t$ is a ratio of an increasing and a decreasing positive function, so
   Eq. 24 holds.
-* :class:`PolarBernstein` — polar coordinates :math:`(m_t, \sigma_t) = \rho(s)(\cos\theta(s),
-  \sin\theta(s))`. Since :math:`\sigma/m = \tan\theta`, Eq. 24 is exactly :math:`\dot\theta \ge 0`.
+* [`PolarBernstein`][jaxsa.families.PolarBernstein] — polar coordinates $(m_t, \sigma_t) = \rho(s)(\cos\theta(s),
+  \sin\theta(s))$. Since $\sigma/m = \tan\theta$, Eq. 24 is exactly $\dot\theta \ge 0$.
   θ is a Bernstein polynomial with non-decreasing coefficients (cumulative softmax of free
-  parameters) from θ(0) = 0 to θ(1) = π/2, and :math:`\rho = \exp(s(1-s)\,b(s))` with a free
-  Bernstein polynomial ``b``, so :math:`m_0 = 1, \sigma_0 = 0` and
-  :math:`P_\tau = \mathcal N(0,1)` for every parameter value. Equal ``theta_logits`` and zero
+  parameters) from θ(0) = 0 to θ(1) = π/2, and $\rho = \exp(s(1-s)\,b(s))$ with a free
+  Bernstein polynomial ``b``, so $m_0 = 1, \sigma_0 = 0$ and
+  $P_\tau = \mathcal N(0,1)$ for every parameter value. Equal ``theta_logits`` and zero
   ``rho_coeffs`` give the cosine schedule exactly.
 
 All parameters are unconstrained arrays: ``jax.grad`` and optax optimise them directly.
@@ -27,7 +27,7 @@ __all__ = ["Interpolated", "PolarBernstein", "bernstein"]
 
 
 def bernstein(coeffs, s):
-    """:math:`\\sum_{k=0}^{n} c_k \\binom nk s^k (1-s)^{n-k}` for coefficients ``(n+1,)``."""
+    r"""$\sum_{k=0}^{n} c_k \binom nk s^k (1-s)^{n-k}$ for coefficients ``(n+1,)``."""
     n = coeffs.shape[-1] - 1
     k = jnp.arange(n + 1)
     log_binom = gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
@@ -38,6 +38,8 @@ def bernstein(coeffs, s):
 
 class Interpolated(Schedule):
     """Convex combination of cond-OT (``lam = 0``) and cosine (``lam = 1``); ``lam`` in [0, 1]."""
+
+    ends_at_noise = True
 
     lam: jax.Array
 
@@ -56,14 +58,16 @@ class Interpolated(Schedule):
 
 
 class PolarBernstein(Schedule):
-    """Flexible monotone family in polar coordinates (module docstring).
+    r"""Flexible monotone family in polar coordinates (module docstring).
 
     Args:
         theta_logits: ``(n,)`` free parameters; the increments of θ's Bernstein coefficients
             are ``softmax(theta_logits)`` (degree ``n``).
-        rho_coeffs: ``(r,)`` free coefficients of ``b`` in :math:`\\rho = e^{s(1-s)b(s)}`.
+        rho_coeffs: ``(r,)`` free coefficients of ``b`` in $\rho = e^{s(1-s)b(s)}$.
         tau: duration.
     """
+
+    ends_at_noise = True
 
     theta_logits: jax.Array
     rho_coeffs: jax.Array

@@ -1,12 +1,12 @@
-r"""The probability-flow ODE through diffrax (SPEC §4, Eqs. 10–11, 14–15).
+r"""The probability-flow ODE through diffrax ([spec §4][spec-4], Eqs. 10–11, 14–15).
 
 The estimated process starts at ``t = τ`` from the perturbed density and follows the forward
-velocity backwards in time, :math:`dx/d\tilde t = -\nu_{\tau - \tilde t}(x)`; in forward time this
-is simply :math:`dx/dt = \nu_t(x)` integrated from ``t = τ`` down to ``t = 0`` (diffrax
+velocity backwards in time, $dx/d\tilde t = -\nu_{\tau - \tilde t}(x)$; in forward time this
+is simply $dx/dt = \nu_t(x)$ integrated from ``t = τ`` down to ``t = 0`` (diffrax
 integrates with a negative step). Along each trajectory the log-Jacobian
-:math:`\ln \partial x_t/\partial x_\tau` obeys :math:`d\ln J/dt = \nabla\!\cdot\nu_t(x_t)`
+$\ln \partial x_t/\partial x_\tau$ obeys $d\ln J/dt = \nabla\!\cdot\nu_t(x_t)$
 (instantaneous change of variables), which gives the transported density
-:math:`\tilde P_t(x_t) = \tilde P_\tau(x_\tau)/J`.
+$\tilde P_t(x_t) = \tilde P_\tau(x_\tau)/J$.
 
 Particles are independent: the vector field is vmapped over them and the batch is one ODE
 system with an adaptive PID step controller whose error norm is the *maximum* over particles,
@@ -56,7 +56,7 @@ def _max_norm(y):
 
 
 def solve_flow(velocity_and_divergence, tau, x_tau, ts, settings: ODESettings = ODESettings()):
-    """Integrate :math:`dx/dt = \\nu_t(x)` from ``t = tau`` back through the times ``ts``.
+    r"""Integrate $dx/dt = \nu_t(x)$ from ``t = tau`` back through the times ``ts``.
 
     Args:
         velocity_and_divergence: ``(t, x) -> (ν_t(x), ∂_x ν_t(x))`` for 1D points ``x`` of
@@ -64,11 +64,11 @@ def solve_flow(velocity_and_divergence, tau, x_tau, ts, settings: ODESettings = 
         tau: start time τ (scalar).
         x_tau: ``(N,)`` positions at ``t = tau``.
         ts: ``(S,)`` save times, *decreasing* from ``tau`` towards 0.
-        settings: :class:`ODESettings`.
+        settings: [`ODESettings`][jaxsa.flow.ODESettings].
 
     Returns:
         ``(x, v, log_jac, stats)``: arrays of shape ``(S, N)`` with positions, velocities
-        and :math:`\\ln \\partial x_t/\\partial x_\\tau` at ``ts``, and a dict with the number of
+        and $\ln \partial x_t/\partial x_\tau$ at ``ts``, and a dict with the number of
         accepted steps and a success flag.
     """
 
@@ -108,9 +108,9 @@ def solve_flow(velocity_and_divergence, tau, x_tau, ts, settings: ODESettings = 
 def transport(path, x_tau, ts, settings: ODESettings = ODESettings()):
     """Flow of the path's velocity field from ``t = τ`` to the times ``ts`` (decreasing).
 
-    Uses the path's exact flow when it has one (:class:`jaxsa.OTPath`) and the diffrax
+    Uses the path's exact flow when it has one ([`jaxsa.OTPath`][jaxsa.ot_schedule.OTPath]) and the diffrax
     probability-flow ODE otherwise (any path with ``velocity(t, x)``). Returns
-    ``(x, v, log_jac, stats)`` as :func:`solve_flow`.
+    ``(x, v, log_jac, stats)`` as [`solve_flow`][jaxsa.flow.solve_flow].
     """
     if hasattr(path, "flow"):
         x, v, log_jac = path.flow(x_tau, ts)

@@ -1,26 +1,28 @@
 r"""Finite-volume solvers on uniform 1D/2D grids: Fokker–Planck (Eq. 1) and transport.
 
-**Fokker–Planck** :math:`\partial_t P = -\nabla\cdot J`, :math:`J = f_t P - T_t\nabla P` (Eq. 1)
+**Fokker–Planck** $\partial_t P = -\nabla\cdot J$, $J = f_t P - T_t\nabla P$ (Eq. 1)
 with an arbitrary force ``force(t, x)`` and temperature ``temperature(t)``. Cell values
-:math:`P_i` (at cell centres) change only through face fluxes, so mass is conserved to
+$P_i$ (at cell centres) change only through face fluxes, so mass is conserved to
 round-off; the faces on the domain boundary carry no flux. The face flux is of
-Scharfetter–Gummel (exponential-fitting) type, with Péclet number :math:`\mathrm{Pe} = f\,dx/T`
-and :math:`B(z) = z/(e^z - 1)`,
+Scharfetter–Gummel (exponential-fitting) type, with Péclet number $\mathrm{Pe} = f\,dx/T$
+and $B(z) = z/(e^z - 1)$,
 
-.. math:: J_{i+1/2} = f P_i + \frac{T}{dx} B(\mathrm{Pe})\,(P_i - P_{i+1}),
+$$
+J_{i+1/2} = f P_i + \frac{T}{dx} B(\mathrm{Pe})\,(P_i - P_{i+1}),
+$$
 
 which is exact for a constant force between two cells, reduces to upwinding as
-:math:`T\to 0` and to central diffusion as :math:`f\to 0`, keeps :math:`P\ge 0` (an M-matrix
+$T\to 0$ and to central diffusion as $f\to 0$, keeps $P\ge 0$ (an M-matrix
 generator) and has the discrete Gibbs state as exact null vector for a linear force. The
 method of lines is integrated with diffrax, adaptive steps: ``Kvaerno5`` (L-stable ESDIRK;
 the default in 1D, where its Newton systems are solved in O(n) by
-:class:`jaxsa._banded.Tridiagonal1D` instead of a dense LU) or ``Tsit5`` (explicit; the
+`jaxsa._banded.Tridiagonal1D` instead of a dense LU) or ``Tsit5`` (explicit; the
 default in 2D — the step controller then follows the diffusive stability limit).
 
-**Transport** :math:`\partial_t P = -\nabla\cdot(vP)` with a given velocity (the estimated
-process, SPEC §4): MUSCL reconstruction with the monotonised-central limiter, upwind face
+**Transport** $\partial_t P = -\nabla\cdot(vP)$ with a given velocity (the estimated
+process, [spec §4][spec-4]): MUSCL reconstruction with the monotonised-central limiter, upwind face
 fluxes, dimension by dimension, and third-order SSP Runge–Kutta with a fixed step. Under
-:math:`\mathrm{CFL} = dt\sum_k \max|v_k|/dx_k \le 1/2` it is positivity preserving; a larger
+$\mathrm{CFL} = dt\sum_k \max|v_k|/dx_k \le 1/2$ it is positivity preserving; a larger
 CFL is an error. The velocity of the first stage of a step is the one of the second stage of
 the step before, carried over (two velocity evaluations per step).
 
@@ -28,14 +30,14 @@ the step before, carried over (two velocity evaluations per step).
 ``dx``; with a finite force at zero temperature (cond-OT at ``t = 0``) the flux is upwind for a
 time of order ``dx``, which costs a logarithm: O(dx² ln(1/dx)).
 
-**Schedules with** :math:`m_\tau = 0` (cond-OT, cosine): :math:`f_t = (\dot m/m)x` and
-:math:`T_t` diverge at :math:`t=\tau` while :math:`P_t` stays smooth and tends to
-:math:`\mathcal N(0,\sigma_\tau^2 I)` whatever the data. :func:`schedule_fokker_planck` changes
-time to :math:`ds = dt/m_t`, in which force and temperature stay finite, carries the time as the
-log-gap :math:`-\ln((\tau - t)/\tau)` (so that the gap keeps its relative accuracy), integrates
-to :math:`\tau(1-\epsilon)` and returns at :math:`t=\tau` the exact limit: the null vector of
+**Schedules with** $m_\tau = 0$ (cond-OT, cosine): $f_t = (\dot m/m)x$ and
+$T_t$ diverge at $t=\tau$ while $P_t$ stays smooth and tends to
+$\mathcal N(0,\sigma_\tau^2 I)$ whatever the data. [`schedule_fokker_planck`][jaxsa.fokker_planck.schedule_fokker_planck] changes
+time to $ds = dt/m_t$, in which force and temperature stay finite, carries the time as the
+log-gap $-\ln((\tau - t)/\tau)$ (so that the gap keeps its relative accuracy), integrates
+to $\tau(1-\epsilon)$ and returns at $t=\tau$ the exact limit: the null vector of
 the singular part of the discrete generator, which for the SG flux is the discrete Gibbs state
-:math:`\propto e^{-|x|^2/2\sigma_\tau^2}` (not a truncated solve). The jump between the two is
+$\propto e^{-|x|^2/2\sigma_\tau^2}$ (not a truncated solve). The jump between the two is
 reported (``endpoint_jump``).
 """
 
@@ -61,7 +63,7 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class Grid:
-    """Uniform cell-centred grid on the box :math:`\\prod_k [lo_k, hi_k]` (static, hashable).
+    r"""Uniform cell-centred grid on the box $\prod_k [lo_k, hi_k]$ (static, hashable).
 
     Attributes:
         lo, hi: tuples of length ``d`` (1 or 2), box corners (length units).
@@ -120,7 +122,7 @@ class Grid:
         return jnp.stack(jnp.meshgrid(*ax, indexing="ij"), axis=-1)
 
     def face_component(self, field, axis: int):
-        """Component ``axis`` of a vector field evaluated at :meth:`face_points`."""
+        """Component ``axis`` of a vector field evaluated at [`face_points`][jaxsa.fokker_planck.Grid.face_points]."""
         return field if self.dim == 1 else field[..., axis]
 
     def sample(self, density_fn):
@@ -132,11 +134,11 @@ class Grid:
 
 
 def _bernoulli_coefficient(f, T, dx):
-    """:math:`(T/dx)B(f\\,dx/T) = f/(e^{Pe}-1)`: safe at Pe → 0 and at T = 0 (pure upwind).
+    r"""$(T/dx)B(f\,dx/T) = f/(e^{Pe}-1)$: safe at Pe → 0 and at T = 0 (pure upwind).
 
     No division by a vanishing temperature: at ``T = 0`` the coefficient is the upwind limit
-    :math:`\\max(-f, 0)` (a face with ``f = 0`` and ``T = 0`` gave 0/0 under XLA's CPU
-    rewrites), and :math:`|\\mathrm{Pe}|` is clipped at 600, where :math:`B` has reached its
+    $\max(-f, 0)$ (a face with ``f = 0`` and ``T = 0`` gave 0/0 under XLA's CPU
+    rewrites), and $|\mathrm{Pe}|$ is clipped at 600, where $B$ has reached its
     limits to round-off.
     """
     T = jnp.maximum(T, 0.0)
@@ -154,10 +156,10 @@ def _pairs(p, axis):
 
 
 def sg_fluxes(grid: Grid, p, force_faces, T):
-    """Scharfetter–Gummel fluxes :math:`J = fP - T\\nabla P` at the interior faces.
+    r"""Scharfetter–Gummel fluxes $J = fP - T\nabla P$ at the interior faces.
 
     Args:
-        grid: the :class:`Grid`; ``p``: density, shape ``grid.n``.
+        grid: the [`Grid`][jaxsa.fokker_planck.Grid]; ``p``: density, shape ``grid.n``.
         force_faces: tuple (one per axis) of the normal force component at
             ``grid.face_points(axis)``; ``T``: scalar temperature ≥ 0.
 
@@ -191,7 +193,7 @@ def _force_faces(grid, force, t):
 
 @dataclasses.dataclass(frozen=True)
 class FPSettings:
-    """Static settings of :func:`solve_fokker_planck`.
+    r"""Static settings of [`solve_fokker_planck`][jaxsa.fokker_planck.solve_fokker_planck].
 
     Attributes:
         solver: ``"auto"`` (``Kvaerno5`` in 1D, ``Tsit5`` in 2D), or a diffrax solver name.
@@ -199,7 +201,7 @@ class FPSettings:
         max_steps: step budget; a solve that needs more (too fine a grid for an explicit
             solver, too stiff a problem) is an error.
         mass_tol: largest mass allowed in the boundary cells (initial and final densities).
-        endpoint_eps: relative gap :math:`\\epsilon` before a singular end point (schedules).
+        endpoint_eps: relative gap $\epsilon$ before a singular end point (schedules).
     """
 
     solver: str = "auto"
@@ -259,24 +261,25 @@ def solve_fokker_planck(force, temperature, grid: Grid, p0, ts,
         force: ``force(t, x) -> f_t(x)`` (jit-able; ``x`` of shape ``batch`` in 1D,
             ``batch + (2,)`` in 2D; length/time).
         temperature: ``temperature(t) -> T_t`` (scalar ≥ 0; length²/time).
-        grid: :class:`Grid`; ``p0``: initial density on the grid, shape ``grid.n``.
+        grid: [`Grid`][jaxsa.fokker_planck.Grid]; ``p0``: initial density on the grid, shape ``grid.n``.
         ts: ``(S,)`` increasing save times (``ts[0]`` is the start).
-        settings: :class:`FPSettings`.
+        settings: [`FPSettings`][jaxsa.fokker_planck.FPSettings].
 
     Returns:
-        :class:`FPSolution`.
+        [`FPSolution`][jaxsa.fokker_planck.FPSolution].
 
     Raises:
         ValueError: negative temperature at a save time, non-finite force or temperature
-            (a singular end point: use :func:`schedule_fokker_planck`), boundary cells holding
+            (a singular end point: use [`schedule_fokker_planck`][jaxsa.fokker_planck.schedule_fokker_planck]), boundary cells holding
             more than ``settings.mass_tol`` of mass (the grid does not hold the density), a
             grid too coarse for the initial density, a negative ``p0``, a solve that fails
             (step budget exhausted). Checked at run time through ``equinox.error_if`` when traced.
 
-    Example::
-
+    Example:
+        ```python
         g = Grid.uniform(-6, 6, 512)
         sol = solve_fokker_planck(lambda t, x: -x, lambda t: 1.0, g, g.sample(q.density), ts)
+        ```
     """
     ts = jnp.asarray(ts, dtype=jnp.result_type(float))
     name = "solve_fokker_planck"
@@ -354,21 +357,21 @@ def _solve_fp(force, temperature, grid, p0, ts, settings):
 
 
 def schedule_fokker_planck(schedule, grid: Grid, p0, ts, settings: FPSettings = FPSettings()):
-    """Eq. 1 for a diffusion schedule (SPEC §3): :math:`f_t = (\\dot m_t/m_t)x`, :math:`T_t` of Eq. 23.
+    r"""Eq. 1 for a diffusion schedule ([spec §3][spec-3]): $f_t = (\dot m_t/m_t)x$, $T_t$ of Eq. 23.
 
-    Where :math:`m_t = 0` at the last time (cond-OT and cosine at τ) the solve runs to
-    :math:`t_{S} (1-\\epsilon)` and the saved density at :math:`t_S` is the exact limit,
-    the discrete Gibbs state :math:`\\propto\\exp(-|x|^2/2\\sigma^2_{t_S})` scaled to the mass
+    Where $m_t = 0$ at the last time (cond-OT and cosine at τ) the solve runs to
+    $t_{S} (1-\epsilon)$ and the saved density at $t_S$ is the exact limit,
+    the discrete Gibbs state $\propto\exp(-|x|^2/2\sigma^2_{t_S})$ scaled to the mass
     (see the module docstring); ``endpoint_jump`` reports its max distance from the
-    :math:`t_S(1-\\epsilon)` solution. Arguments and errors as :func:`solve_fokker_planck`; the
-    schedule is checked first (:func:`jaxsa.check_schedule`: end conditions and Eq. 24, i.e.
+    $t_S(1-\epsilon)$ solution. Arguments and errors as [`solve_fokker_planck`][jaxsa.fokker_planck.solve_fokker_planck]; the
+    schedule is checked first ([`jaxsa.check_schedule`][jaxsa.schedules.check_schedule]: end conditions and Eq. 24, i.e.
     a negative temperature is an error, not clamped).
     """
     ts = jnp.asarray(ts, dtype=jnp.result_type(float))
     name = "schedule_fokker_planck"
     p0 = _check_start(grid, jnp.asarray(p0, ts.dtype), name)
     p0 = _check_boundary(grid, p0, settings, name)
-    # SPEC §3 conditions, among them Eq. 24 (T_t >= 0): a negative temperature is an error
+    # docs/spec.md §3 conditions, among them Eq. 24 (T_t >= 0): a negative temperature is an error
     schedule = check_schedule(schedule)
     sol = _schedule_fp_jit(schedule, grid, p0, ts, settings)
     return _check_solution(grid, sol, settings, name)
@@ -463,7 +466,7 @@ def _mc_slope(p, axis):
 
 
 def transport_fluxes(grid: Grid, p, vel_faces):
-    """Upwind fluxes :math:`vP` at interior faces from MUSCL (MC-limited) edge values."""
+    """Upwind fluxes $vP$ at interior faces from MUSCL (MC-limited) edge values."""
     out = []
     for k in range(grid.dim):
         s = _mc_slope(p, k)
@@ -478,7 +481,7 @@ def transport_fluxes(grid: Grid, p, vel_faces):
 def solve_transport(velocity, grid: Grid, p_start, t_start, t_end, n_steps: int,
                     save_every: int = 1, cfl_max: float = 0.5,
                     mass_tol: float = 1e-7) -> TransportSolution:
-    """Continuity equation :math:`\\partial_t P = -\\nabla\\cdot(v_t P)` (no diffusion) on ``grid``.
+    r"""Continuity equation $\partial_t P = -\nabla\cdot(v_t P)$ (no diffusion) on ``grid``.
 
     Integrates from ``t_start`` to ``t_end`` (either direction; the estimated process runs
     from τ down to 0) in ``n_steps`` SSP-RK3 steps, saving every ``save_every`` steps
@@ -486,9 +489,9 @@ def solve_transport(velocity, grid: Grid, p_start, t_start, t_end, n_steps: int,
 
     Args:
         velocity: ``velocity(t, x)`` (shape of ``x``; length/time), e.g. ``path.velocity``.
-        grid, p_start: :class:`Grid` and starting density (shape ``grid.n``).
+        grid, p_start: [`Grid`][jaxsa.fokker_planck.Grid] and starting density (shape ``grid.n``).
         t_start, t_end: times (scalars, may be traced); ``n_steps``, ``save_every``: static.
-        cfl_max: largest allowed :math:`|dt|\\sum_k\\max|v_k|/dx_k` (1/2 keeps positivity).
+        cfl_max: largest allowed $|dt|\sum_k\max|v_k|/dx_k$ (1/2 keeps positivity).
         mass_tol: largest mass allowed in the boundary cells at the saved times (the
             boundary faces carry no flux, so mass driven there would pile up silently).
 

@@ -1,19 +1,23 @@
-r"""Closed-form forward process of a conditional Gaussian path with Gaussian-mixture data (SPEC §3).
+r"""Closed-form forward process of a conditional Gaussian path with Gaussian-mixture data ([spec §3][spec-3]).
 
-With data :math:`q = \sum_k w_k \mathcal N(\mu_k, s_k^2 I)` and schedule :math:`(m_t, \sigma_t)`,
+With data $q = \sum_k w_k \mathcal N(\mu_k, s_k^2 I)$ and schedule $(m_t, \sigma_t)$,
 the marginal (Eqs. 17, 25) is again a mixture,
 
-.. math:: P_t = \sum_k w_k\, \mathcal N\big(m_t\mu_k,\ (\sigma_t^2 + m_t^2 s_k^2) I\big),
+$$
+P_t = \sum_k w_k\, \mathcal N\big(m_t\mu_k,\ (\sigma_t^2 + m_t^2 s_k^2) I\big),
+$$
 
 and the velocity field (Eqs. 96–97) is written here as
 
-.. math:: \nu_t(x) = \dot m_t\, \mathbb E[y|x_t=x] \;-\; \sigma_t\dot\sigma_t\, \nabla\ln P_t(x),
+$$
+\nu_t(x) = \dot m_t\, \mathbb E[y|x_t=x] \;-\; \sigma_t\dot\sigma_t\, \nabla\ln P_t(x),
+$$
 
-which equals the SPEC's :math:`(\dot\sigma/\sigma)x - m(\dot\sigma/\sigma - \dot m/m)\mathbb E[y|x]`
-identically (substitute :math:`\nabla\ln P_t = (m_t\mathbb E[y|x] - x)/\sigma_t^2`) but has no
-removable singularity left: it is finite at :math:`\sigma_t = 0` (``t = 0``) and at
-:math:`m_t = 0` (``t = τ`` for cosine and cond-OT) as long as every component variance
-:math:`\sigma_t^2 + m_t^2 s_k^2` is positive, which the data's :math:`s_k > 0` guarantees.
+which equals [the spec][spec]'s $(\dot\sigma/\sigma)x - m(\dot\sigma/\sigma - \dot m/m)\mathbb E[y|x]$
+identically (substitute $\nabla\ln P_t = (m_t\mathbb E[y|x] - x)/\sigma_t^2$) but has no
+removable singularity left: it is finite at $\sigma_t = 0$ (``t = 0``) and at
+$m_t = 0$ (``t = τ`` for cosine and cond-OT) as long as every component variance
+$\sigma_t^2 + m_t^2 s_k^2$ is positive, which the data's $s_k > 0$ guarantees.
 Nothing is clipped.
 """
 
@@ -33,8 +37,8 @@ class DiffusionPath(eqx.Module):
     """Forward process of a diffusion model: schedule + Gaussian-mixture data.
 
     Args:
-        schedule: a :class:`jaxsa.schedules.Schedule` (``tau`` is taken from it).
-        data: the data density :math:`q` as a :class:`jaxsa.densities.GaussianMixture`.
+        schedule: a [`jaxsa.schedules.Schedule`][jaxsa.schedules.Schedule] (``tau`` is taken from it).
+        data: the data density $q$ as a [`jaxsa.densities.GaussianMixture`][jaxsa.densities.GaussianMixture].
 
     All methods take a scalar time ``t`` in ``[0, tau]`` and points ``x`` of shape
     ``batch + data.event_shape``; vmap over ``t`` if needed.
@@ -48,17 +52,17 @@ class DiffusionPath(eqx.Module):
         return self.schedule.tau
 
     def marginal(self, t) -> GaussianMixture:
-        """:math:`P_t` as a Gaussian mixture (Eqs. 17, 25)."""
+        """$P_t$ as a Gaussian mixture (Eqs. 17, 25)."""
         v = self.schedule.values(t)
         var = v.sigma_sq + v.m**2 * self.data.scales**2
         return GaussianMixture.unchecked(self.data.weights, v.m * self.data.means, jnp.sqrt(var))
 
     def log_density(self, t, x):
-        """:math:`\\ln P_t(x)`, shape ``batch``."""
+        r"""$\ln P_t(x)$, shape ``batch``."""
         return self.marginal(t).log_density(x)
 
     def density(self, t, x):
-        """:math:`P_t(x)` (1/length^d), shape ``batch``."""
+        """$P_t(x)$ (1/length^d), shape ``batch``."""
         return jnp.exp(self.log_density(t, x))
 
     def _posterior(self, t, x):
@@ -89,23 +93,23 @@ class DiffusionPath(eqx.Module):
         return v, mean_y, score
 
     def posterior_mean(self, t, x):
-        """:math:`\\mathbb E[y | x_t = x]` (Eq. 97), shape of ``x``."""
+        r"""$\mathbb E[y | x_t = x]$ (Eq. 97), shape of ``x``."""
         return self._posterior(t, x)[1]
 
     def score(self, t, x):
-        """:math:`\\nabla \\ln P_t(x)` (1/length), shape of ``x``."""
+        r"""$\nabla \ln P_t(x)$ (1/length), shape of ``x``."""
         return self._posterior(t, x)[2]
 
     def velocity(self, t, x):
-        """Velocity field :math:`\\nu_t(x)` (Eqs. 1, 96; length/time), shape of ``x``."""
+        r"""Velocity field $\nu_t(x)$ (Eqs. 1, 96; length/time), shape of ``x``."""
         v, mean_y, score = self._posterior(t, x)
         return v.dm * mean_y - v.sigma_dsigma * score
 
     def velocity_and_divergence(self, t, x):
-        """:math:`(\\nu_t(x), \\partial_x \\nu_t(x))` for 1D points ``x`` of any batch shape."""
+        r"""$(\nu_t(x), \partial_x \nu_t(x))$ for 1D points ``x`` of any batch shape."""
         x = jnp.asarray(x)
         return jax.jvp(lambda y: self.velocity(t, y), (x,), (jnp.ones_like(x),))
 
     def normal_score_quantile(self, t, z):
-        """:math:`F_{P_t}^{-1}(\\Phi(z))` (1D)."""
+        r"""$F_{P_t}^{-1}(\Phi(z))$ (1D)."""
         return self.marginal(t).normal_score_quantile(z)

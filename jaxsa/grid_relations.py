@@ -1,29 +1,29 @@
-r"""The speed-accuracy relations in 1D computed on a grid: an independent method (SPEC §4).
+r"""The speed-accuracy relations in 1D computed on a grid: an independent method ([spec §4][spec-4]).
 
-:func:`speed_accuracy_grid` computes :math:`\eta`, :math:`c_1`, :math:`c_2`, :math:`D_0` without the
-closed-form marginals or particles of :func:`jaxsa.speed_accuracy`:
+[`speed_accuracy_grid`][jaxsa.grid_relations.speed_accuracy_grid] computes $\eta$, $c_1$, $c_2$, $D_0$ without the
+closed-form marginals or particles of [`jaxsa.speed_accuracy`][jaxsa.relations.speed_accuracy]:
 
 * **forward process**: the Fokker–Planck equation (Eq. 1) for the schedule's force and
-  temperature on a uniform grid (:func:`jaxsa.fokker_planck.schedule_fokker_planck`,
+  temperature on a uniform grid ([`jaxsa.fokker_planck.schedule_fokker_planck`][jaxsa.fokker_planck.schedule_fokker_planck],
   Scharfetter–Gummel finite volumes, Kvaerno5), started from the data's cell averages;
-  :math:`v_2(t)^2 = T_t\dot S^{tot}_t = \sum_{faces} J^2/P_{face}\,dx` from its fluxes
-  (:mod:`jaxsa.thermo`; in 1D every flux is a gradient flux);
-* **estimated process**: the continuity equation with the velocity field :math:`\nu_t`
-  (Eqs. 96–97, ``path.velocity``) carries the cell averages of :math:`\tilde P_\tau` from τ back
-  to 0 (MUSCL / SSP-RK3, :func:`jaxsa.fokker_planck.transport_fluxes`), the step refined so
+  $v_2(t)^2 = T_t\dot S^{tot}_t = \sum_{faces} J^2/P_{face}\,dx$ from its fluxes
+  ([`jaxsa.thermo`][jaxsa.thermo]; in 1D every flux is a gradient flux);
+* **estimated process**: the continuity equation with the velocity field $\nu_t$
+  (Eqs. 96–97, ``path.velocity``) carries the cell averages of $\tilde P_\tau$ from τ back
+  to 0 (MUSCL / SSP-RK3, [`jaxsa.fokker_planck.transport_fluxes`][jaxsa.fokker_planck.transport_fluxes]), the step refined so
   that every Gauss–Legendre time node is a step boundary;
-* **Wasserstein distances from CDFs**: :math:`W_1(P_t,\tilde P_t) = \int|F_t-\tilde F_t|dx` with
+* **Wasserstein distances from CDFs**: $W_1(P_t,\tilde P_t) = \int|F_t-\tilde F_t|dx$ with
   the CDFs at the faces (cumulative cell masses), integrated exactly for their piecewise-linear
-  interpolant (:func:`abs_integral`), and its exact time derivative
-  :math:`\partial_t W_1 = \int \mathrm{sign}(F_t-\tilde F_t)\,(\tilde J_t - J_t)\,dx` (since
-  :math:`\partial_t F = -J`; no finite differences in time), with both fluxes written
-  :math:`\nu_t P_{face}` so that their difference carries no scheme-dependent O(dx²) error;
-* :math:`D_0 = \sum (\tilde P_\tau - P_\tau)^2/P_\tau\,dx`, :math:`\eta = \Delta W_1^2/(\tau D_0)`,
-  :math:`c_1 = \int (\partial_t W_1)^2/D_0\,dt`, :math:`c_2 = \int v_2^2 dt` (Gauss–Legendre
-  nodes in :math:`(0, \tau)`, which avoid the singular end point of cond-OT and cosine).
+  interpolant ([`abs_integral`][jaxsa.grid_relations.abs_integral]), and its exact time derivative
+  $\partial_t W_1 = \int \mathrm{sign}(F_t-\tilde F_t)\,(\tilde J_t - J_t)\,dx$ (since
+  $\partial_t F = -J$; no finite differences in time), with both fluxes written
+  $\nu_t P_{face}$ so that their difference carries no scheme-dependent O(dx²) error;
+* $D_0 = \sum (\tilde P_\tau - P_\tau)^2/P_\tau\,dx$, $\eta = \Delta W_1^2/(\tau D_0)$,
+  $c_1 = \int (\partial_t W_1)^2/D_0\,dt$, $c_2 = \int v_2^2 dt$ (Gauss–Legendre
+  nodes in $(0, \tau)$, which avoid the singular end point of cond-OT and cosine).
 
 Every piece is second order in ``dx``; see ``tests/test_grid_relations.py`` and
-``benchmarks/RESULTS.md`` for the measured errors against :func:`jaxsa.speed_accuracy`.
+``benchmarks/RESULTS.md`` for the measured errors against [`jaxsa.speed_accuracy`][jaxsa.relations.speed_accuracy].
 """
 
 from __future__ import annotations
@@ -53,17 +53,17 @@ __all__ = ["GridSettings", "GridReport", "speed_accuracy_grid", "cell_averages",
 
 @dataclasses.dataclass(frozen=True)
 class GridSettings:
-    """Static resolution of :func:`speed_accuracy_grid`.
+    """Static resolution of [`speed_accuracy_grid`][jaxsa.grid_relations.speed_accuracy_grid].
 
     Attributes:
         n_cells: cells of the uniform grid on ``x_range``.
         x_range: ``(x_min, x_max)``; must hold the mass of every density (checked).
-        n_gauss: Gauss–Legendre time nodes for :math:`c_1, c_2`.
+        n_gauss: Gauss–Legendre time nodes for $c_1, c_2$.
         cfl: Courant number of the transport steps (≤ 1/2 keeps positivity).
         n_steps: transport steps over ``[0, τ]`` before refinement at the time nodes;
             ``None``: the fewest giving ``cfl`` for the largest speed on the grid (needs a
             concrete ``path``).
-        fp: :class:`~jaxsa.fokker_planck.FPSettings` of the forward solve.
+        fp: [`FPSettings`][jaxsa.fokker_planck.FPSettings] of the forward solve.
     """
 
     n_cells: int = 512
@@ -80,13 +80,13 @@ class GridSettings:
 
 
 class GridReport(eqx.Module):
-    """Result of :func:`speed_accuracy_grid`.
+    r"""Result of [`speed_accuracy_grid`][jaxsa.grid_relations.speed_accuracy_grid].
 
     Scalars: ``eta``, ``c1``, ``c2``, ``D0``, ``W1_q_p``, ``W1_init``, ``delta_W1`` (as in
-    :class:`jaxsa.Report`). Series on the Gauss–Legendre nodes ``t`` ``(n_gauss,)``: ``v2_sq``,
+    [`jaxsa.Report`][jaxsa.relations.Report]). Series on the Gauss–Legendre nodes ``t`` ``(n_gauss,)``: ``v2_sq``,
     ``vloss_sq``, ``W1_t``, ``dW1_dt``. Densities (cell values, ``x`` the centres):
     ``forward_t`` ``(S,)`` and ``forward_density`` ``(S, n)`` (the Fokker–Planck solution,
-    ``S = n_gauss + 2``, the ends included), ``generated_density`` (:math:`p = \\tilde P_0`).
+    ``S = n_gauss + 2``, the ends included), ``generated_density`` ($p = \tilde P_0$).
     Diagnostics: ``mass_error`` (largest of both processes), ``min_density`` (relative to the
     peak), ``max_cfl``, ``fp_steps``, ``endpoint_jump``, ``boundary_mass`` (largest mass in
     the boundary cells along the estimated process), ``transport_steps``.
@@ -119,7 +119,7 @@ class GridReport(eqx.Module):
 
 def cell_averages(grid: Grid, density):
     """Cell averages of a 1D density: CDF differences over the cells when ``density`` has a
-    ``cdf`` (exact masses, also for discontinuous densities such as :class:`jaxsa.Uniform`),
+    ``cdf`` (exact masses, also for discontinuous densities such as [`jaxsa.Uniform`][jaxsa.densities.Uniform]),
     else the values at the centres; an array of shape ``grid.n`` is returned as is."""
     if isinstance(density, (jax.Array, np.ndarray)):
         return jnp.asarray(density, jnp.result_type(float))
@@ -130,11 +130,11 @@ def cell_averages(grid: Grid, density):
 
 
 def abs_integral(d, dx):
-    r""":math:`\int |D|` for ``d`` the values of :math:`D` at the interior faces (zero at both
-    ends), exact for the piecewise-linear interpolant: a segment where :math:`D` changes sign
-    contributes :math:`dx(a^2+b^2)/(2|a-b|)` instead of the trapezoid :math:`dx|a+b|/2`, so the
+    r"""$\int |D|$ for ``d`` the values of $D$ at the interior faces (zero at both
+    ends), exact for the piecewise-linear interpolant: a segment where $D$ changes sign
+    contributes $dx(a^2+b^2)/(2|a-b|)$ instead of the trapezoid $dx|a+b|/2$, so the
     kinks cost no accuracy and the ``jax.jvp`` of this function (the time derivative of
-    :math:`W_1` from that of :math:`D`) is continuous in the position of the crossing."""
+    $W_1$ from that of $D$) is continuous in the position of the crossing."""
     z = jnp.zeros(d.shape[:-1] + (1,), d.dtype)
     d = jnp.concatenate([z, d, z], -1)
     a, b = d[..., :-1], d[..., 1:]
@@ -168,18 +168,18 @@ def _step_layout(frac_nodes, n_steps):
 
 def speed_accuracy_grid(path: DiffusionPath, perturbation, settings: GridSettings = GridSettings()
                         ) -> GridReport:
-    """η, c₁, c₂, D₀ of one forward process and one perturbed start, all on a grid.
+    r"""η, c₁, c₂, D₀ of one forward process and one perturbed start, all on a grid.
 
     Args:
-        path: a 1D :class:`jaxsa.DiffusionPath` (schedule and data; its velocity field drives
+        path: a 1D [`jaxsa.DiffusionPath`][jaxsa.forward.DiffusionPath] (schedule and data; its velocity field drives
             the estimated process, its schedule's force and temperature the Fokker–Planck solve).
-        perturbation: the perturbed start :math:`\\tilde P_\\tau`: a 1D density object
+        perturbation: the perturbed start $\tilde P_\tau$: a 1D density object
             (``GaussianMixture``, ``Uniform``; cell averages from its CDF) or an array of cell
             values of shape ``(n_cells,)``.
-        settings: :class:`GridSettings`.
+        settings: [`GridSettings`][jaxsa.grid_relations.GridSettings].
 
     Returns:
-        :class:`GridReport`.
+        [`GridReport`][jaxsa.grid_relations.GridReport].
 
     Raises:
         ValueError: a grid that does not hold the mass (of the data, the forward solution or
@@ -187,12 +187,13 @@ def speed_accuracy_grid(path: DiffusionPath, perturbation, settings: GridSetting
             grid too coarse for the data, a negative perturbation, a failed solve, a CFL
             above 1/2, an estimated process that reaches the boundary cells.
 
-    Example::
-
+    Example:
+        ```python
         with jaxsa.float64():
             path = jaxsa.DiffusionPath(jaxsa.CondOT(1.0), jaxsa.paper_data())
             rep = speed_accuracy_grid(path, jaxsa.gaussian(1.0, 1.0))
             print(rep.eta, rep.c1, rep.c2)
+        ```
     """
     warn_if_float32("speed_accuracy_grid (η, c₁, c₂, D₀)", path)
     if not isinstance(path, DiffusionPath) or path.data.means.ndim != 1:

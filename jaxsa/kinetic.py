@@ -1,22 +1,24 @@
-r"""Conditional kinetic energy of a schedule (SPEC §3, Eqs. 92–94).
+r"""Conditional kinetic energy of a schedule ([spec §3][spec-3], Eqs. 92–94).
 
-The conditional velocity of a conditional Gaussian path, :math:`\nu^c_t(x|y) = \dot\sigma_t\,
-\varepsilon + \dot m_t\, y` at :math:`x = m_ty + \sigma_t\varepsilon`, has the kinetic energy
+The conditional velocity of a conditional Gaussian path, $\nu^c_t(x|y) = \dot\sigma_t\,
+\varepsilon + \dot m_t\, y$ at $x = m_ty + \sigma_t\varepsilon$, has the kinetic energy
 
-.. math:: K_c = \int_0^\tau \mathbb E\|\nu^c_t\|^2 dt
-              = \int_0^\tau \big[d\,\dot\sigma_t^2 + \dot m_t^2\,\mathbb E\|y\|^2\big] dt
-              \;=\; d\int_0^\tau (\dot\sigma_t^2 + \dot m_t^2)\,dt \quad(\mathbb E\|y\|^2 = d).
+$$
+K_c = \int_0^\tau \mathbb E\|\nu^c_t\|^2 dt
+= \int_0^\tau \big[d\,\dot\sigma_t^2 + \dot m_t^2\,\mathbb E\|y\|^2\big] dt
+\;=\; d\int_0^\tau (\dot\sigma_t^2 + \dot m_t^2)\,dt \quad(\mathbb E\|y\|^2 = d).
+$$
 
-Since :math:`\nu_t = \mathbb E[\nu^c_t | x_t]`, Jensen gives :math:`c_2 = \int v_2^2 \le K_c`; when
-the number of data points is small against the dimension (:math:`N/\sqrt d \to 0`) the noisy
-point identifies its data point and :math:`c_2 \simeq K_c` (Eq. 94). :math:`\int(\dot\sigma^2 +
-\dot m^2)` is the kinetic energy of the curve :math:`(m_t, \sigma_t)` from (1, 0) to (0, 1):
-minimal for the straight line at constant speed, cond-OT, value :math:`2/\tau`; on the VP circle
-:math:`m^2+\sigma^2 = 1` minimal for constant angular speed, cosine, value :math:`(\pi/2)^2/\tau`.
+Since $\nu_t = \mathbb E[\nu^c_t | x_t]$, Jensen gives $c_2 = \int v_2^2 \le K_c$; when
+the number of data points is small against the dimension ($N/\sqrt d \to 0$) the noisy
+point identifies its data point and $c_2 \simeq K_c$ (Eq. 94). $\int(\dot\sigma^2 +
+\dot m^2)$ is the kinetic energy of the curve $(m_t, \sigma_t)$ from (1, 0) to (0, 1):
+minimal for the straight line at constant speed, cond-OT, value $2/\tau$; on the VP circle
+$m^2+\sigma^2 = 1$ minimal for constant angular speed, cosine, value $(\pi/2)^2/\tau$.
 
-:func:`kinetic_c2_monte_carlo` estimates :math:`c_2` for isotropic Gaussian-mixture data in
-:math:`\mathbb R^d` (Gauss–Legendre in time, Monte Carlo in space with common random numbers);
-:func:`point_cloud_data` builds ``N`` narrow components with :math:`\mathbb E\|y\|^2 = d`.
+[`kinetic_c2_monte_carlo`][jaxsa.kinetic.kinetic_c2_monte_carlo] estimates $c_2$ for isotropic Gaussian-mixture data in
+$\mathbb R^d$ (Gauss–Legendre in time, Monte Carlo in space with common random numbers);
+[`point_cloud_data`][jaxsa.kinetic.point_cloud_data] builds ``N`` narrow components with $\mathbb E\|y\|^2 = d$.
 """
 
 from __future__ import annotations
@@ -40,21 +42,22 @@ def _gl(tau, n):
 
 
 def conditional_kinetic_energy(schedule, dim: int = 1, second_moment=None, n_gauss: int = 128):
-    """:math:`K_c = \\int_0^\\tau [d\\,\\dot\\sigma_t^2 + \\dot m_t^2\\,\\mathbb E\\|y\\|^2]dt` (Eqs. 92–94;
+    r"""$K_c = \int_0^\tau [d\,\dot\sigma_t^2 + \dot m_t^2\,\mathbb E\|y\|^2]dt$ (Eqs. 92–94;
     length²/time with unit-variance coordinates).
 
     Args:
-        schedule: a :class:`jaxsa.schedules.Schedule`.
+        schedule: a [`jaxsa.schedules.Schedule`][jaxsa.schedules.Schedule].
         dim: data dimension ``d`` (≥ 1).
-        second_moment: :math:`\\mathbb E\\|y\\|^2` of the data (default ``dim``: unit variance per
-            coordinate, giving :math:`d\\int(\\dot\\sigma^2+\\dot m^2)`).
-        n_gauss: Gauss–Legendre nodes (the nodes avoid ``t = 0``, where :math:`\\dot\\sigma` of
-            VP schedules diverges and so does :math:`K_c`).
+        second_moment: $\mathbb E\|y\|^2$ of the data (default ``dim``: unit variance per
+            coordinate, giving $d\int(\dot\sigma^2+\dot m^2)$).
+        n_gauss: Gauss–Legendre nodes (the nodes avoid ``t = 0``, where $\dot\sigma$ of
+            VP schedules diverges and so does $K_c$).
 
-    Example::
-
+    Example:
+        ```python
         conditional_kinetic_energy(CondOT(1.0))   # 2.0 = d * 2 / tau
         conditional_kinetic_energy(Cosine(1.0))   # (pi / 2) ** 2
+        ```
     """
     if int(dim) < 1:
         raise ValueError(f"conditional_kinetic_energy: `dim` must be >= 1, got {dim}.")
@@ -71,9 +74,9 @@ def _kc(schedule, dim, m2, n_gauss):
 
 
 def point_cloud_data(key, n_points: int, dim: int, scale: float = 1e-3) -> GaussianMixture:
-    """``N = n_points`` equally weighted narrow components (std ``scale``) at random directions
-    with :math:`\\mathbb E\\|y\\|^2 = d` exactly (each mean has norm :math:`\\sqrt{d(1-s^2)}`):
-    a smoothed data set of ``N`` points in :math:`\\mathbb R^d`."""
+    r"""``N = n_points`` equally weighted narrow components (std ``scale``) at random directions
+    with $\mathbb E\|y\|^2 = d$ exactly (each mean has norm $\sqrt{d(1-s^2)}$):
+    a smoothed data set of ``N`` points in $\mathbb R^d$."""
     if n_points < 1 or dim < 1 or not 0 < scale < 1:
         raise ValueError("point_cloud_data: need n_points >= 1, dim >= 1, 0 < scale < 1; got "
                          f"{n_points}, {dim}, {scale}.")
@@ -83,9 +86,9 @@ def point_cloud_data(key, n_points: int, dim: int, scale: float = 1e-3) -> Gauss
 
 
 def kinetic_c2_monte_carlo(path: DiffusionPath, key, n_samples: int = 512, n_gauss: int = 48):
-    """Monte-Carlo :math:`c_2 = \\int_0^\\tau \\mathbb E_{P_t}\\|\\nu_t\\|^2 dt` (Eq. 81) for a d-D
-    :class:`jaxsa.DiffusionPath`: ``n_samples`` draws ``(y, ε)`` shared by all ``n_gauss``
-    Gauss–Legendre times, :math:`x_t = m_ty + \\sigma_t\\varepsilon`.
+    r"""Monte-Carlo $c_2 = \int_0^\tau \mathbb E_{P_t}\|\nu_t\|^2 dt$ (Eq. 81) for a d-D
+    [`jaxsa.DiffusionPath`][jaxsa.forward.DiffusionPath]: ``n_samples`` draws ``(y, ε)`` shared by all ``n_gauss``
+    Gauss–Legendre times, $x_t = m_ty + \sigma_t\varepsilon$.
 
     Returns ``(c2, standard_error)`` (the error of the spatial Monte Carlo only).
     """

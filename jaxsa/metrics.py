@@ -1,12 +1,12 @@
-r"""Distances and divergences (SPEC §2 Eqs. 52–60, §4 Eq. 78).
+r"""Distances and divergences ([spec §2][spec-2] Eqs. 52–60, [§4][spec-4] Eq. 78).
 
-* :func:`w1_samples_1d`, :func:`wp_quantiles` — exact 1D Wasserstein distances,
-  :math:`W_p^p = \int_0^1 |F_P^{-1}(u) - F_Q^{-1}(u)|^p du`.
-* :func:`w1_cdf_grid` — :math:`W_1 = \int |F_P - F_Q| dx` on a grid.
-* :func:`w1_point_cloud` — :math:`W_1` between weighted point clouds in :math:`\mathbb R^d`
+* [`w1_samples_1d`][jaxsa.metrics.w1_samples_1d], [`wp_quantiles`][jaxsa.metrics.wp_quantiles] — exact 1D Wasserstein distances,
+  $W_p^p = \int_0^1 |F_P^{-1}(u) - F_Q^{-1}(u)|^p du$.
+* [`w1_cdf_grid`][jaxsa.metrics.w1_cdf_grid] — $W_1 = \int |F_P - F_Q| dx$ on a grid.
+* [`w1_point_cloud`][jaxsa.metrics.w1_point_cloud] — $W_1$ between weighted point clouds in $\mathbb R^d$
   through ott-jax (entropic OT with the Euclidean, not squared, cost).
-* :func:`w2_gaussian`, :func:`w2_isotropic_gaussian`, :func:`w1_gaussian_1d` — closed forms.
-* :func:`chi2_gaussian_1d` — Pearson :math:`\chi^2` between 1D Gaussians, closed form.
+* [`w2_gaussian`][jaxsa.metrics.w2_gaussian], [`w2_isotropic_gaussian`][jaxsa.metrics.w2_isotropic_gaussian], [`w1_gaussian_1d`][jaxsa.metrics.w1_gaussian_1d] — closed forms.
+* [`chi2_gaussian_1d`][jaxsa.metrics.chi2_gaussian_1d] — Pearson $\chi^2$ between 1D Gaussians, closed form.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ __all__ = [
 
 
 def w1_samples_1d(x, y):
-    """Exact :math:`W_1` between two empirical 1D measures with equally many uniform-weight
+    """Exact $W_1$ between two empirical 1D measures with equally many uniform-weight
     samples: ``mean(|sort(x) - sort(y)|)``. ``x, y`` of shape ``(n,)``; length units."""
     x, y = jnp.asarray(x), jnp.asarray(y)
     if x.shape != y.shape or x.ndim != 1:
@@ -45,7 +45,7 @@ def w1_samples_1d(x, y):
 
 
 def wp_quantiles(qx, qy, weights, p: float = 1.0):
-    """:math:`W_p` from quantiles on shared levels: :math:`(\\sum_i w_i |q^x_i - q^y_i|^p)^{1/p}`.
+    r"""$W_p$ from quantiles on shared levels: $(\sum_i w_i |q^x_i - q^y_i|^p)^{1/p}$.
 
     ``qx, qy``: ``(..., n)`` quantiles of the two 1D distributions at the same levels;
     ``weights``: ``(n,)`` quadrature weights of those levels (summing to one).
@@ -54,16 +54,16 @@ def wp_quantiles(qx, qy, weights, p: float = 1.0):
 
 
 def w1_cdf_grid(x, cdf_p, cdf_q):
-    """:math:`W_1 = \\int |F_P(x) - F_Q(x)| dx` by the trapezoid rule on the grid ``x`` ``(n,)``."""
+    r"""$W_1 = \int |F_P(x) - F_Q(x)| dx$ by the trapezoid rule on the grid ``x`` ``(n,)``."""
     return jnp.trapezoid(jnp.abs(cdf_p - cdf_q), x, axis=-1)
 
 
 def w1_gaussian_1d(mean_p, std_p, mean_q, std_q):
-    """Exact :math:`W_1(\\mathcal N(\\mu_P, s_P^2), \\mathcal N(\\mu_Q, s_Q^2))` in 1D.
+    r"""Exact $W_1(\mathcal N(\mu_P, s_P^2), \mathcal N(\mu_Q, s_Q^2))$ in 1D.
 
-    The quantile difference is :math:`a + bZ` with :math:`a = \\mu_P-\\mu_Q`,
-    :math:`b = s_P - s_Q`, so :math:`W_1 = \\mathbb E|a + bZ| =
-    |b|\\sqrt{2/\\pi}\\,e^{-a^2/2b^2} + a\\,(1 - 2\\Phi(-a/|b|))`.
+    The quantile difference is $a + bZ$ with $a = \mu_P-\mu_Q$,
+    $b = s_P - s_Q$, so $W_1 = \mathbb E|a + bZ| =
+    |b|\sqrt{2/\pi}\,e^{-a^2/2b^2} + a\,(1 - 2\Phi(-a/|b|))$.
     """
     a = mean_p - mean_q
     b = jnp.abs(std_p - std_q)
@@ -73,11 +73,11 @@ def w1_gaussian_1d(mean_p, std_p, mean_q, std_q):
 
 
 def w2_gaussian(mean_p, cov_p, mean_q, cov_q):
-    """:math:`W_2` between Gaussians (Eq. 59):
-    :math:`\\|\\mu_P-\\mu_Q\\|^2 + \\mathrm{tr}[\\Sigma_P + \\Sigma_Q - 2(\\Sigma_P^{1/2}\\Sigma_Q\\Sigma_P^{1/2})^{1/2}]`.
+    r"""$W_2$ between Gaussians (Eq. 59):
+    $\|\mu_P-\mu_Q\|^2 + \mathrm{tr}[\Sigma_P + \Sigma_Q - 2(\Sigma_P^{1/2}\Sigma_Q\Sigma_P^{1/2})^{1/2}]$.
 
     ``mean_*``: ``(d,)``; ``cov_*``: ``(d, d)`` symmetric positive semi-definite. Returns
-    :math:`W_2` (not squared).
+    $W_2$ (not squared).
     """
     def sqrtm(a):
         w, v = jnp.linalg.eigh(a)
@@ -90,7 +90,7 @@ def w2_gaussian(mean_p, cov_p, mean_q, cov_q):
 
 
 def w2_isotropic_gaussian(mean_p, std_p, mean_q, std_q):
-    """:math:`W_2` between isotropic Gaussians (Eq. 60): :math:`\\sqrt{\\|\\mu_P-\\mu_Q\\|^2 + d(s_P-s_Q)^2}`.
+    r"""$W_2$ between isotropic Gaussians (Eq. 60): $\sqrt{\|\mu_P-\mu_Q\|^2 + d(s_P-s_Q)^2}$.
     ``mean_*``: ``(d,)`` (or scalars in 1D); ``std_*`` scalars."""
     mp, mq = jnp.atleast_1d(mean_p), jnp.atleast_1d(mean_q)
     d = mp.shape[-1]
@@ -98,10 +98,10 @@ def w2_isotropic_gaussian(mean_p, std_p, mean_q, std_q):
 
 
 def chi2_gaussian_1d(mean_p, std_p, mean_q, std_q):
-    """Pearson :math:`\\chi^2(P\\|Q) = \\int (P-Q)^2/Q\\,dx` for 1D Gaussians (Eq. 78 form).
+    r"""Pearson $\chi^2(P\|Q) = \int (P-Q)^2/Q\,dx$ for 1D Gaussians (Eq. 78 form).
 
-    :math:`\\chi^2 = \\frac{s_Q^2}{s_P\\sqrt{2s_Q^2 - s_P^2}}\\exp\\frac{(\\mu_P-\\mu_Q)^2}{2s_Q^2-s_P^2} - 1`,
-    finite only if :math:`s_P^2 < 2 s_Q^2`; ``inf`` otherwise.
+    $\chi^2 = \frac{s_Q^2}{s_P\sqrt{2s_Q^2 - s_P^2}}\exp\frac{(\mu_P-\mu_Q)^2}{2s_Q^2-s_P^2} - 1$,
+    finite only if $s_P^2 < 2 s_Q^2$; ``inf`` otherwise.
     """
     d = 2 * std_q**2 - std_p**2
     safe = jnp.where(d > 0, d, 1.0)
@@ -116,13 +116,13 @@ def _pairwise_euclidean(x, y):
 
 
 def w1_bounds(cost, a, b, f, g):
-    r"""Certified bracket :math:`L \le W_1 \le U` from any potentials and any plan.
+    r"""Certified bracket $L \le W_1 \le U$ from any potentials and any plan.
 
-    * Lower: the double c-transform :math:`g' = \min_i (C_{ij} - f_i)`,
-      :math:`f' = \min_j (C_{ij} - g'_j)` is dual-feasible (:math:`f'_i + g'_j \le C_{ij}`), so
-      Kantorovich duality (Eq. 58) gives :math:`L = \langle a, f'\rangle + \langle b, g'\rangle \le W_1`.
+    * Lower: the double c-transform $g' = \min_i (C_{ij} - f_i)$,
+      $f' = \min_j (C_{ij} - g'_j)$ is dual-feasible ($f'_i + g'_j \le C_{ij}$), so
+      Kantorovich duality (Eq. 58) gives $L = \langle a, f'\rangle + \langle b, g'\rangle \le W_1$.
     * Upper: the cost of the plan ``g`` (an ``(n, m)`` matrix) after the rounding of Altschuler,
-      Weed & Rigollet (2017), which makes its marginals exactly ``a``, ``b``: :math:`U \ge W_1`.
+      Weed & Rigollet (2017), which makes its marginals exactly ``a``, ``b``: $U \ge W_1$.
 
     Args:
         cost: ``(n, m)`` cost matrix; a, b: ``(n,)``, ``(m,)`` weights; f: ``(n,)`` potential;
@@ -144,11 +144,11 @@ def w1_bounds(cost, a, b, f, g):
 
 
 class W1Result(eqx.Module):
-    """Output of :func:`w1_point_cloud`.
+    r"""Output of [`w1_point_cloud`][jaxsa.metrics.w1_point_cloud].
 
     Attributes:
         value: the estimate, midpoint of the certified bracket (length units).
-        lower, upper: certified bounds :math:`L \\le W_1 \\le U` (see :func:`w1_bounds`).
+        lower, upper: certified bounds $L \le W_1 \le U$ (see [`w1_bounds`][jaxsa.metrics.w1_bounds]).
         converged: ``(upper - lower)/2 <= rtol * lower`` was reached within ``max_stages``.
         epsilon: the entropic regularisation of the last stage (length units).
         n_stages, n_iterations: ε-stages and Sinkhorn iterations used.
@@ -201,27 +201,27 @@ def _check_cloud(x, y, a, b):
 def w1_point_cloud(x, y, a=None, b=None, *, rtol=0.01, relative_epsilon=0.05, decay=0.5,
                    min_relative_epsilon=1e-4, iterations_per_stage=30, max_stages=None,
                    threshold=1e-3, iteration_dtype="auto"):
-    r""":math:`W_1` between point clouds (Eq. 52 with p = 1, Euclidean cost) through ott-jax,
+    r"""$W_1$ between point clouds (Eq. 52 with p = 1, Euclidean cost) through ott-jax,
     with a certified error bar.
 
     ε-scaling Sinkhorn with warm starts: stage k solves entropic OT (ott-jax ``Sinkhorn`` in
     scaling mode on the dense ``(n, m)`` kernel of the Euclidean cost, with the previous
-    stage's potentials absorbed into the kernel) at :math:`\varepsilon_k = \varepsilon_0\,\mathrm{decay}^k`,
-    :math:`\varepsilon_0` = ``relative_epsilon`` × mean pairwise distance, for at most
+    stage's potentials absorbed into the kernel) at $\varepsilon_k = \varepsilon_0\,\mathrm{decay}^k$,
+    $\varepsilon_0$ = ``relative_epsilon`` × mean pairwise distance, for at most
     ``iterations_per_stage`` iterations started from the previous stage's potentials. After
-    each stage :func:`w1_bounds` turns the potentials and the plan into a bracket
-    :math:`L \le W_1 \le U` (c-transform lower bound, rounded-plan upper bound); it stops as soon
-    as :math:`(U - L)/2 \le` ``rtol`` :math:`L` and returns the midpoint, whose relative error is
+    each stage [`w1_bounds`][jaxsa.metrics.w1_bounds] turns the potentials and the plan into a bracket
+    $L \le W_1 \le U$ (c-transform lower bound, rounded-plan upper bound); it stops as soon
+    as $(U - L)/2 \le$ ``rtol`` $L$ and returns the midpoint, whose relative error is
     then at most ``rtol`` — a guarantee, not a heuristic. Debiasing (Sinkhorn divergence) is
-    not used: for the Euclidean cost in low dimension it removed 50–70% of :math:`W_1` at the ε
+    not used: for the Euclidean cost in low dimension it removed 50–70% of $W_1$ at the ε
     where it is cheap (see ``benchmarks/RESULTS.md``).
 
     In 1D with equal-size uniform clouds the exact sorted formula is used instead
-    (:func:`w1_samples_1d`), and the bracket is exact.
+    ([`w1_samples_1d`][jaxsa.metrics.w1_samples_1d]), and the bracket is exact.
 
-    The empirical :math:`W_1` of ``n`` samples is biased upward as an estimate of the
+    The empirical $W_1$ of ``n`` samples is biased upward as an estimate of the
     distance between the underlying distributions, and in dimension ``d`` the bias decays only
-    like :math:`n^{-1/d}`; see ``benchmarks/RESULTS.md`` for measured trends.
+    like $n^{-1/d}$; see ``benchmarks/RESULTS.md`` for measured trends.
 
     Args:
         x: ``(n, d)`` or ``(n,)`` support of P; y: ``(m, d)`` or ``(m,)`` support of Q.
@@ -241,7 +241,7 @@ def w1_point_cloud(x, y, a=None, b=None, *, rtol=0.01, relative_epsilon=0.05, de
             precision.
 
     Returns:
-        :class:`W1Result` (unpacks as ``(value, converged)``). When ``converged`` is False the
+        [`W1Result`][jaxsa.metrics.W1Result] (unpacks as ``(value, converged)``). When ``converged`` is False the
         bracket ``[lower, upper]`` is still valid, only wider than requested. Memory: the dense
         cost, ``n m`` floats (32 MB at 2,000 × 2,000 in float64).
     """
@@ -275,7 +275,7 @@ def _kernel_geometry():
     ``ε/eps`` on every application (a full elementwise pass, even when the ratio is 1) and
     multiplies by the transposed matrix, which XLA:CPU runs ~25x slower than ``v @ K``
     (2,000², float32: 24 ms against 0.9 ms). Only valid for a fixed ε (no ε scheduler in the
-    geometry), which is how :func:`_w1_staged` uses it."""
+    geometry), which is how `_w1_staged` uses it."""
     from ott.geometry import geometry
 
     @jax.tree_util.register_pytree_node_class

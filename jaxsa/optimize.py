@@ -1,15 +1,15 @@
-r"""Differentiable noise-schedule optimisation for the diffusion speed cost (SPEC §4, Eqs. 81, 91).
+r"""Differentiable noise-schedule optimisation for the diffusion speed cost ([spec §4][spec-4], Eqs. 81, 91).
 
-Minimises :math:`c_2 = \int_0^\tau v_2(t)^2 dt` over the :class:`jaxsa.families.PolarBernstein`
-family (always a valid schedule, always ending at :math:`P_\tau = \mathcal N(0,1)`) with optax,
-using ``jax.grad`` of the closed-form cost :func:`jaxsa.dissipation.speed_cost`. The result is
+Minimises $c_2 = \int_0^\tau v_2(t)^2 dt$ over the [`jaxsa.families.PolarBernstein`][jaxsa.families.PolarBernstein]
+family (always a valid schedule, always ending at $P_\tau = \mathcal N(0,1)$) with optax,
+using ``jax.grad`` of the closed-form cost [`jaxsa.dissipation.speed_cost`][jaxsa.dissipation.speed_cost]. The result is
 compared with cond-OT, cosine, the best member of the cond-OT–cosine interpolation, and the
-lower bounds :math:`L_\tau^2/\tau \ge W_2(q, P_\tau)^2/\tau` (Eq. 91), reached only by optimal
+lower bounds $L_\tau^2/\tau \ge W_2(q, P_\tau)^2/\tau$ (Eq. 91), reached only by optimal
 transport.
 
 Note on η: in 1D with the exact velocity field the generated density is the monotone
 rearrangement of the perturbed start, whatever the schedule. So η has zero gradient with
-respect to any schedule that keeps :math:`P_\tau` fixed, and only :math:`c_1, c_2` can be
+respect to any schedule that keeps $P_\tau$ fixed, and only $c_1, c_2$ can be
 optimised. ``tests/test_optimize.py`` checks both facts against finite differences.
 """
 
@@ -31,18 +31,18 @@ __all__ = ["optimize_schedule"]
 
 def optimize_schedule(data, tau=1.0, degree=8, rho_degree=4, steps=400, learning_rate=0.05,
                       n_gauss=64, n_hermite=256, progress=None):
-    """Minimise :math:`c_2` over :class:`PolarBernstein` schedules for ``data``.
+    r"""Minimise $c_2$ over [`PolarBernstein`][jaxsa.families.PolarBernstein] schedules for ``data``.
 
     Args:
-        data: 1D :class:`jaxsa.GaussianMixture`.
+        data: 1D [`jaxsa.GaussianMixture`][jaxsa.densities.GaussianMixture].
         tau: duration; degree, rho_degree: polynomial degrees of θ and of ln ρ's factor.
         steps, learning_rate: Adam iterations and step size (optax).
         progress: optional ``progress(step, c2)`` callback.
 
     Returns:
-        dict with the optimised ``schedule``, the ``history`` of :math:`c_2`, and the
+        dict with the optimised ``schedule``, the ``history`` of $c_2$, and the
         comparison values ``c2_opt``, ``c2_cosine``, ``c2_cond_ot``, ``c2_interp_best`` (and
-        its ``lam``), ``length_bound`` (:math:`L^2/\\tau` of the optimum), ``ot_bound``.
+        its ``lam``), ``length_bound`` ($L^2/\tau$ of the optimum), ``ot_bound``.
     """
 
     def cost(params):

@@ -1,19 +1,21 @@
-r"""The exact 1D optimal-transport schedule (SPEC §5, Eqs. 69–70, 91).
+r"""The exact 1D optimal-transport schedule ([spec §5][spec-5], Eqs. 69–70, 91).
 
-With the monotone map :math:`\mathcal T = F_{P_\tau}^{-1}\circ F_q` from the data :math:`q` to
-the end density :math:`P_\tau`, the forward process is the displacement interpolation
+With the monotone map $\mathcal T = F_{P_\tau}^{-1}\circ F_q$ from the data $q$ to
+the end density $P_\tau$, the forward process is the displacement interpolation
 
-.. math:: x_t = (1 - t/\tau)\, x_0 + (t/\tau)\, \mathcal T(x_0), \qquad
-          \nu_t(x_t) = (\mathcal T(x_0) - x_0)/\tau,
+$$
+x_t = (1 - t/\tau)\, x_0 + (t/\tau)\, \mathcal T(x_0), \qquad
+\nu_t(x_t) = (\mathcal T(x_0) - x_0)/\tau,
+$$
 
-the :math:`W_2` geodesic at constant speed :math:`v_2 = W_2(q, P_\tau)/\tau`, driven by a
+the $W_2$ geodesic at constant speed $v_2 = W_2(q, P_\tau)/\tau$, driven by a
 conservative (gradient) velocity. Its density is
-:math:`P_t(x_t) = [(1-s)/q(x_0) + s/P_\tau(\mathcal T(x_0))]^{-1}`, ``s = t/τ``.
+$P_t(x_t) = [(1-s)/q(x_0) + s/P_\tau(\mathcal T(x_0))]^{-1}$, ``s = t/τ``.
 
 Every trajectory of this velocity field is a straight line, so the estimated process (which
 follows the same field from any start) is exact too: a particle at ``w`` at time τ sits at
-:math:`(1-s)\,\mathcal T^{-1}(w) + s\,w` at time ``t``. :meth:`OTPath.flow` uses that, while
-:meth:`OTPath.velocity` (the field at an arbitrary point, by monotone bisection) lets the
+$(1-s)\,\mathcal T^{-1}(w) + s\,w$ at time ``t``. [`OTPath.flow`][jaxsa.ot_schedule.OTPath.flow] uses that, while
+[`OTPath.velocity`][jaxsa.ot_schedule.OTPath.velocity] (the field at an arbitrary point, by monotone bisection) lets the
 generic ODE path be checked against it.
 """
 
@@ -29,12 +31,12 @@ __all__ = ["OTPath"]
 
 
 class OTPath(eqx.Module):
-    """Exact OT forward process in 1D from ``data`` :math:`q` to ``prior`` :math:`P_\\tau`.
+    r"""Exact OT forward process in 1D from ``data`` $q$ to ``prior`` $P_\tau$.
 
     Args:
-        data: 1D :class:`GaussianMixture` :math:`q`.
-        prior: 1D density :math:`P_\\tau` with ``normal_score``/``normal_score_quantile``
-            (a :class:`GaussianMixture`; the paper uses N(0, 1)).
+        data: 1D [`GaussianMixture`][jaxsa.densities.GaussianMixture] $q$.
+        prior: 1D density $P_\tau$ with ``normal_score``/``normal_score_quantile``
+            (a [`GaussianMixture`][jaxsa.densities.GaussianMixture]; the paper uses N(0, 1)).
         tau: duration τ > 0.
     """
 
@@ -50,11 +52,11 @@ class OTPath(eqx.Module):
 
     # ---- the monotone map ------------------------------------------------------------
     def transport_map(self, x0):
-        """:math:`\\mathcal T(x_0) = F_{P_\\tau}^{-1}(F_q(x_0))`, shape of ``x0``."""
+        r"""$\mathcal T(x_0) = F_{P_\tau}^{-1}(F_q(x_0))$, shape of ``x0``."""
         return self.prior.normal_score_quantile(self.data.normal_score(x0))
 
     def inverse_map(self, w):
-        """:math:`\\mathcal T^{-1}(w) = F_q^{-1}(F_{P_\\tau}(w))`."""
+        r"""$\mathcal T^{-1}(w) = F_q^{-1}(F_{P_\tau}(w))$."""
         return self.data.normal_score_quantile(self.prior.normal_score(w))
 
     def positions(self, t, z):
@@ -64,7 +66,7 @@ class OTPath(eqx.Module):
 
     # ---- field at an arbitrary point -----------------------------------------------------
     def _origin(self, t, x):
-        """:math:`x_0` with :math:`x_t(x_0) = x`, by bisection (``x_t`` is increasing in :math:`x_0`)."""
+        """$x_0$ with $x_t(x_0) = x$, by bisection (``x_t`` is increasing in $x_0$)."""
         s = t / self.tau
         x = jnp.asarray(x, dtype=self.tau.dtype)
         # x_t is increasing in x_0; the data's quantiles at normal scores ±37 bound every
@@ -90,12 +92,12 @@ class OTPath(eqx.Module):
         return x0 - (f - x) / jax.lax.stop_gradient(slope)
 
     def velocity(self, t, x):
-        """:math:`\\nu_t(x)` (length/time) at arbitrary points, shape of ``x``."""
+        r"""$\nu_t(x)$ (length/time) at arbitrary points, shape of ``x``."""
         x0 = self._origin(t, x)
         return (self.transport_map(x0) - x0) / self.tau
 
     def log_density(self, t, x):
-        """:math:`\\ln P_t(x)` from the displacement interpolation."""
+        r"""$\ln P_t(x)$ from the displacement interpolation."""
         s = t / self.tau
         x0 = self._origin(t, x)
         lq = self.data.log_density(x0)
@@ -107,10 +109,10 @@ class OTPath(eqx.Module):
 
     # ---- exact flow of the velocity field ------------------------------------------------
     def flow(self, x_tau, ts):
-        """Exact flow from time τ back to each time in ``ts`` of particles at ``x_tau``.
+        r"""Exact flow from time τ back to each time in ``ts`` of particles at ``x_tau``.
 
         Returns ``(x, v, log_jac)`` of shape ``(len(ts),) + x_tau.shape``: positions,
-        velocities :math:`\\nu_t(x_t)` and :math:`\\ln \\partial x_t/\\partial x_\\tau`.
+        velocities $\nu_t(x_t)$ and $\ln \partial x_t/\partial x_\tau$.
         """
         x0 = self.inverse_map(x_tau)
         s = (jnp.asarray(ts) / self.tau)[:, None]

@@ -1,43 +1,43 @@
-r"""Path-space stochastic thermodynamics of Langevin processes (SPEC §1, Eqs. 36–50).
+r"""Path-space stochastic thermodynamics of Langevin processes ([spec §1][spec-1], Eqs. 36–50).
 
 A *process* is an equinox module describing the Langevin SDE
-:math:`dx = f_t(x)\,dt + \sqrt{2T_t}\,dB_t` (Eq. 1) together with its marginals :math:`P_t`:
+$dx = f_t(x)\,dt + \sqrt{2T_t}\,dB_t$ (Eq. 1) together with its marginals $P_t$:
 
-* :class:`OrnsteinUhlenbeck` — :math:`f(x) = Ax + b` with constant ``A``, ``b``, ``T`` and a
+* [`OrnsteinUhlenbeck`][jaxsa.pathspace.OrnsteinUhlenbeck] — $f(x) = Ax + b$ with constant ``A``, ``b``, ``T`` and a
   Gaussian start: every marginal is Gaussian and closed form (matrix exponential);
-* :class:`GaussianGeodesic` — the constant-temperature process that moves an isotropic Gaussian
-  along the :math:`W_2` geodesic at constant speed (time-dependent linear force); the speed limit
+* [`GaussianGeodesic`][jaxsa.pathspace.GaussianGeodesic] — the constant-temperature process that moves an isotropic Gaussian
+  along the $W_2$ geodesic at constant speed (time-dependent linear force); the speed limit
   Eq. 68 is an equality for it;
-* :class:`DiffusionProcess` — the forward process of a :class:`jaxsa.DiffusionPath` (a noise
-  schedule with Gaussian-mixture data; SPEC §3), e.g. the paper's schedules with
-  :func:`jaxsa.paper_data`.
+* [`DiffusionProcess`][jaxsa.pathspace.DiffusionProcess] — the forward process of a [`jaxsa.DiffusionPath`][jaxsa.forward.DiffusionPath] (a noise
+  schedule with Gaussian-mixture data; [spec §3][spec-3]), e.g. the paper's schedules with
+  [`jaxsa.paper_data`][jaxsa.densities.paper_data].
 
 Each gives, for one point ``x`` of shape ``(d,)``: ``force``, ``div_force``, ``temperature``,
-``velocity`` :math:`\nu_t = f_t - T_t\nabla\ln P_t`, ``log_density``, ``grad_potential``
-(:math:`\nabla\phi_t`, the projection of :math:`\nu_t` on gradient fields, §2), and from the
-density ``T_entropy_rate`` :math:`= T_t\dot S^{tot}_t = \int\|\nu_t\|^2P_t` (Eq. 36) and ``v2_sq``
+``velocity`` $\nu_t = f_t - T_t\nabla\ln P_t$, ``log_density``, ``grad_potential``
+($\nabla\phi_t$, the projection of $\nu_t$ on gradient fields, §2), and from the
+density ``T_entropy_rate`` $= T_t\dot S^{tot}_t = \int\|\nu_t\|^2P_t$ (Eq. 36) and ``v2_sq``
 (Eq. 66).
 
 From trajectories (diffrax Euler–Maruyama, vmapped over paths, explicit PRNG keys),
-:func:`path_entropy` returns per trajectory
+[`path_entropy`][jaxsa.pathspace.path_entropy] returns per trajectory
 
-* the log Radon–Nikodym derivative :math:`\ln dP_F/dP_B` of the forward path measure against the
-  *dual* dynamics :math:`dx = (f - 2\nu)dt + \sqrt{2T}dB` (Eqs. 41–47); by Girsanov
-  :math:`\ln dP_F/dP_B = \int \|\nu\|^2/T\,dt + \int \sqrt{2/T}\,\nu\cdot dB`, whose mean is
-  :math:`\mathrm{KL}(P_F\|P_B) = S^{tot}_\tau`;
-* the stochastic entropy production :math:`s^{tot} = \ln P_F(\Gamma)/P'_B(\tilde\Gamma) =
-  \ln P_{t_0}(x_{t_0}) - \ln P_{t_1}(x_{t_1}) + \int f\circ dx/T` against the time-reversed
-  process started from :math:`P_{t_1}` (Eqs. 48–50, Appendix D); the Stratonovich heat is
-  integrated in Itô form, :math:`\int f\circ dx/T = \int (\|f\|^2/T + \nabla\cdot f)dt +
-  \int\sqrt{2/T}\,f\cdot dB`.
+* the log Radon–Nikodym derivative $\ln dP_F/dP_B$ of the forward path measure against the
+  *dual* dynamics $dx = (f - 2\nu)dt + \sqrt{2T}dB$ (Eqs. 41–47); by Girsanov
+  $\ln dP_F/dP_B = \int \|\nu\|^2/T\,dt + \int \sqrt{2/T}\,\nu\cdot dB$, whose mean is
+  $\mathrm{KL}(P_F\|P_B) = S^{tot}_\tau$;
+* the stochastic entropy production $s^{tot} = \ln P_F(\Gamma)/P'_B(\tilde\Gamma) =
+  \ln P_{t_0}(x_{t_0}) - \ln P_{t_1}(x_{t_1}) + \int f\circ dx/T$ against the time-reversed
+  process started from $P_{t_1}$ (Eqs. 48–50, Appendix D); the Stratonovich heat is
+  integrated in Itô form, $\int f\circ dx/T = \int (\|f\|^2/T + \nabla\cdot f)dt +
+  \int\sqrt{2/T}\,f\cdot dB$.
 
-Both satisfy the integral fluctuation theorem :math:`\mathbb E[e^{-s}] = 1` and have mean
-:math:`S^{tot} = \int_{t_0}^{t_1}\dot S^{tot}_t dt`, which :func:`entropy_production` computes
+Both satisfy the integral fluctuation theorem $\mathbb E[e^{-s}] = 1$ and have mean
+$S^{tot} = \int_{t_0}^{t_1}\dot S^{tot}_t dt$, which [`entropy_production`][jaxsa.pathspace.entropy_production] computes
 from the density by Gauss–Legendre quadrature. Euler–Maruyama has weak order 1: the trajectory
-estimates carry an :math:`O(\Delta t)` bias besides their Monte-Carlo error.
+estimates carry an $O(\Delta t)$ bias besides their Monte-Carlo error.
 
-Where :math:`T_t = 0` (``t = 0`` for cond-OT and cosine) :math:`\dot S^{tot}` diverges; choose a
-window ``[t0, t1]`` with :math:`0 < T_t < \infty`.
+Where $T_t = 0$ (``t = 0`` for cond-OT and cosine) $\dot S^{tot}$ diverges; choose a
+window ``[t0, t1]`` with $0 < T_t < \infty$.
 """
 
 from __future__ import annotations
@@ -99,16 +99,16 @@ class _Process(eqx.Module):
 
     @_jit_method
     def grad_potential(self, t, x):
-        """:math:`\\nabla\\phi_t(x)`: the gradient part of :math:`\\nu_t` in :math:`L^2(P_t)`."""
+        r"""$\nabla\phi_t(x)$: the gradient part of $\nu_t$ in $L^2(P_t)$."""
         return self.velocity(t, x)
 
     def entropy_rate(self, t):
-        """:math:`\\dot S^{tot}_t = T_t\\dot S^{tot}_t / T_t` (Eq. 36; 1/time)."""
+        r"""$\dot S^{tot}_t = T_t\dot S^{tot}_t / T_t$ (Eq. 36; 1/time)."""
         return self.T_entropy_rate(t) / self.temperature(t)
 
 
 class _GaussianProcess(_Process):
-    """Linear force :math:`f_t = A_tx + b_t`, Gaussian marginals from :meth:`moments`."""
+    """Linear force $f_t = A_tx + b_t$, Gaussian marginals from `moments`."""
 
     @_jit_method
     def moments(self, t):
@@ -142,19 +142,19 @@ class _GaussianProcess(_Process):
 
     @_jit_method
     def velocity(self, t, x):
-        """:math:`\\nu_t(x) = A_tx + b_t + T_t\\Sigma_t^{-1}(x-\\mu_t)` (length/time)."""
+        r"""$\nu_t(x) = A_tx + b_t + T_t\Sigma_t^{-1}(x-\mu_t)$ (length/time)."""
         mu, cov = self.moments(t)
         return self.force(t, x) + self.temperature(t) * jnp.linalg.solve(cov, x - mu)
 
     @_jit_method
     def grad_potential(self, t, x):
-        """:math:`\\nabla\\phi_t(x) = S_t(x-\\mu_t) + \\dot\\mu_t`, :math:`S\\Sigma+\\Sigma S = \\dot\\Sigma`."""
+        r"""$\nabla\phi_t(x) = S_t(x-\mu_t) + \dot\mu_t$, $S\Sigma+\Sigma S = \dot\Sigma$."""
         mu, cov, dmu, dcov = self.moment_rates(t)
         return _lyapunov_sym(cov, dcov) @ (x - mu) + dmu
 
     @_jit_method
     def T_entropy_rate(self, t):
-        """:math:`T\\dot S^{tot} = \\mathrm{tr}(B\\Sigma B^\\top) + \\|\\dot\\mu\\|^2`, :math:`B = A + T\\Sigma^{-1}`."""
+        r"""$T\dot S^{tot} = \mathrm{tr}(B\Sigma B^\top) + \|\dot\mu\|^2$, $B = A + T\Sigma^{-1}$."""
         _, cov, dmu, _ = self.moment_rates(t)
         A, _ = self.linear_force(t)
         B = A + self.temperature(t) * jnp.linalg.inv(cov)
@@ -162,18 +162,18 @@ class _GaussianProcess(_Process):
 
     @_jit_method
     def v2_sq(self, t):
-        """:math:`v_2^2 = \\mathrm{tr}(S\\Sigma S) + \\|\\dot\\mu\\|^2` (Eq. 66)."""
+        r"""$v_2^2 = \mathrm{tr}(S\Sigma S) + \|\dot\mu\|^2$ (Eq. 66)."""
         _, cov, dmu, dcov = self.moment_rates(t)
         S = _lyapunov_sym(cov, dcov)
         return jnp.trace(S @ cov @ S) + dmu @ dmu
 
     def sample(self, key, t, n: int):
-        """``(n, d)`` samples of :math:`P_t`."""
+        """``(n, d)`` samples of $P_t$."""
         mu, cov = self.moments(t)
         return jax.random.multivariate_normal(key, mu, cov, (n,))
 
     def quadrature(self, t, n: int = 32):
-        """Tensor Gauss–Hermite nodes ``(n**d, d)`` and weights for expectations over :math:`P_t`."""
+        """Tensor Gauss–Hermite nodes ``(n**d, d)`` and weights for expectations over $P_t$."""
         mu, cov = self.moments(t)
         z, w = np.polynomial.hermite_e.hermegauss(n)
         w = w / math.sqrt(2 * math.pi)
@@ -185,27 +185,28 @@ class _GaussianProcess(_Process):
 
     @_jit_method
     def w2(self, t0, t1):
-        """:math:`W_2(P_{t_0}, P_{t_1})` (Eq. 59)."""
+        """$W_2(P_{t_0}, P_{t_1})$ (Eq. 59)."""
         from jaxsa.metrics import w2_gaussian
 
         return w2_gaussian(*self.moments(t0), *self.moments(t1))
 
 
 class OrnsteinUhlenbeck(_GaussianProcess):
-    """Ornstein–Uhlenbeck process :math:`dx = (Ax + b)dt + \\sqrt{2T}dB`, :math:`x_0\\sim\\mathcal N(\\mu_0,\\Sigma_0)`.
+    r"""Ornstein–Uhlenbeck process $dx = (Ax + b)dt + \sqrt{2T}dB$, $x_0\sim\mathcal N(\mu_0,\Sigma_0)$.
 
     Args:
         A: ``(d, d)`` drift matrix (1/time); non-symmetric ``A`` gives a non-conservative force.
         T: constant temperature > 0 (length²/time).
         mean0: ``(d,)``; cov0: ``(d, d)`` positive definite; b: ``(d,)`` (default 0).
 
-    Moments :math:`\\dot\\mu = A\\mu + b`, :math:`\\dot\\Sigma = A\\Sigma + \\Sigma A^\\top + 2TI` are
-    solved exactly by one matrix exponential of the linear system in :math:`(\\mathrm{vec}\\,\\Sigma, \\mu, 1)`.
+    Moments $\dot\mu = A\mu + b$, $\dot\Sigma = A\Sigma + \Sigma A^\top + 2TI$ are
+    solved exactly by one matrix exponential of the linear system in $(\mathrm{vec}\,\Sigma, \mu, 1)$.
 
-    Example::
-
+    Example:
+        ```python
         ou = OrnsteinUhlenbeck([[-1.0]], 0.5, [2.0], [[0.01]])
         entropy_production(ou, 0.0, 1.0)
+        ```
     """
 
     A: jax.Array
@@ -235,7 +236,7 @@ class OrnsteinUhlenbeck(_GaussianProcess):
 
     @_jit_method
     def moment_rates(self, t):
-        """``(mean, cov, dmean, dcov)``: :math:`\\dot\\mu = A\\mu + b`, :math:`\\dot\\Sigma = A\\Sigma + \\Sigma A^\\top + 2TI`."""
+        r"""``(mean, cov, dmean, dcov)``: $\dot\mu = A\mu + b$, $\dot\Sigma = A\Sigma + \Sigma A^\top + 2TI$."""
         mu, cov = self.moments(t)
         dcov = self.A @ cov + cov @ self.A.T + 2 * self.T * jnp.eye(self.dim, dtype=cov.dtype)
         return mu, cov, self.A @ mu + self.b, dcov
@@ -257,13 +258,13 @@ class OrnsteinUhlenbeck(_GaussianProcess):
 
 
 class GaussianGeodesic(_GaussianProcess):
-    """Constant-temperature process along the :math:`W_2` geodesic between isotropic Gaussians.
+    r"""Constant-temperature process along the $W_2$ geodesic between isotropic Gaussians.
 
-    :math:`P_t = \\mathcal N(\\mu_t, s_t^2 I)` with :math:`\\mu_t, s_t` linear in ``t`` from
+    $P_t = \mathcal N(\mu_t, s_t^2 I)$ with $\mu_t, s_t$ linear in ``t`` from
     ``(mean0, std0)`` at 0 to ``(mean1, std1)`` at ``tau``: constant speed
-    :math:`v_2 = W_2(P_0, P_\\tau)/\\tau` (Eqs. 69–70). It is driven by the conservative force
-    :math:`f_t(x) = \\dot\\mu + (\\dot s/s - T/s^2)(x - \\mu_t)` at temperature ``T``, so that
-    :math:`\\nu_t = \\dot\\mu + (\\dot s/s)(x-\\mu_t)` and Eq. 68 holds with equality.
+    $v_2 = W_2(P_0, P_\tau)/\tau$ (Eqs. 69–70). It is driven by the conservative force
+    $f_t(x) = \dot\mu + (\dot s/s - T/s^2)(x - \mu_t)$ at temperature ``T``, so that
+    $\nu_t = \dot\mu + (\dot s/s)(x-\mu_t)$ and Eq. 68 holds with equality.
     """
 
     mean0: jax.Array
@@ -302,12 +303,12 @@ class GaussianGeodesic(_GaussianProcess):
 
 
 class DiffusionProcess(_Process):
-    """The forward Langevin process of a :class:`jaxsa.DiffusionPath` (SPEC §3, Eqs. 22–23, 96).
+    r"""The forward Langevin process of a [`jaxsa.DiffusionPath`][jaxsa.forward.DiffusionPath] ([spec §3][spec-3], Eqs. 22–23, 96).
 
-    Force :math:`f_t(x) = (\\partial_t\\ln m_t)x`, temperature :math:`T_t` of the schedule;
+    Force $f_t(x) = (\partial_t\ln m_t)x$, temperature $T_t$ of the schedule;
     marginals and velocity in closed form from the path. Points are ``(d,)`` (``(1,)`` for 1D
     data). The force is conservative, so ``grad_potential`` is the velocity itself and
-    :math:`T\\dot S^{tot} = v_2^2` (quadrature of :func:`jaxsa.dissipation.v2_sq`; 1D only).
+    $T\dot S^{tot} = v_2^2$ (quadrature of [`jaxsa.dissipation.v2_sq`][jaxsa.dissipation.v2_sq]; 1D only).
     """
 
     path: DiffusionPath
@@ -364,7 +365,7 @@ class DiffusionProcess(_Process):
 
     @_jit_method
     def w2(self, t0, t1, n_quantiles: int = 4096, z_max: float = 8.5):
-        """:math:`W_2(P_{t_0}, P_{t_1})` by the 1D quantile formula (Eq. 52)."""
+        """$W_2(P_{t_0}, P_{t_1})$ by the 1D quantile formula (Eq. 52)."""
         from jaxsa.relations import quantile_nodes
 
         z, w = quantile_nodes(n_quantiles, z_max)
@@ -404,8 +405,8 @@ def _gauss_legendre(t0, t1, n):
 
 
 def entropy_production(process, t0, t1, n_gauss: int = 64):
-    """:math:`S^{tot} = \\int_{t_0}^{t_1}\\dot S^{tot}_t\\,dt` from the density (Eq. 36;
-    dimensionless, units of :math:`k_B`), by ``n_gauss``-point Gauss–Legendre quadrature."""
+    r"""$S^{tot} = \int_{t_0}^{t_1}\dot S^{tot}_t\,dt$ from the density (Eq. 36;
+    dimensionless, units of $k_B$), by ``n_gauss``-point Gauss–Legendre quadrature."""
     process = _as_process(process)
     _check_window(process, t0, t1)
     return _entropy_production(process, _f(t0), _f(t1), n_gauss)
@@ -418,10 +419,10 @@ def _entropy_production(process, t0, t1, n_gauss):
 
 
 class PathEntropy(eqx.Module):
-    """Per-trajectory path-space quantities from :func:`path_entropy` (arrays ``(n_paths,)``).
+    r"""Per-trajectory path-space quantities from [`path_entropy`][jaxsa.pathspace.path_entropy] (arrays ``(n_paths,)``).
 
-    ``log_ratio_dual``: :math:`\\ln dP_F/dP_B` against the dual dynamics (Eqs. 41–47);
-    ``s_sys`` = :math:`\\ln P_{t_0}(x_{t_0}) - \\ln P_{t_1}(x_{t_1})`; ``s_bath`` = :math:`\\int f\\circ dx/T`;
+    ``log_ratio_dual``: $\ln dP_F/dP_B$ against the dual dynamics (Eqs. 41–47);
+    ``s_sys`` = $\ln P_{t_0}(x_{t_0}) - \ln P_{t_1}(x_{t_1})$; ``s_bath`` = $\int f\circ dx/T$;
     ``s_tot = s_sys + s_bath`` (Eqs. 48–50); ``x_end``: ``(n_paths, d)`` final points.
     """
 
@@ -432,8 +433,8 @@ class PathEntropy(eqx.Module):
     x_end: jax.Array
 
     def summary(self, z: float = 3.0) -> dict:
-        """Means with ``z``-standard-error half widths for :math:`S^{tot}` (both estimators)
-        and for the integral fluctuation theorem :math:`\\mathbb E[e^{-s}]` (should be 1)."""
+        r"""Means with ``z``-standard-error half widths for $S^{tot}$ (both estimators)
+        and for the integral fluctuation theorem $\mathbb E[e^{-s}]$ (should be 1)."""
         out = {}
         for name, s in (("dual", self.log_ratio_dual), ("s_tot", self.s_tot)):
             out[f"S_tot_{name}"] = mean_ci(s, z)
@@ -472,13 +473,13 @@ def _solve_ensemble(drift, diffusion, key, y0, t0, t1, n_steps, d, saveat):
 
 def simulate_langevin(process, key, n_paths: int, t0, t1, n_steps: int = 200, x0=None,
                       n_save: int = 2):
-    """Trajectories of :math:`dx = f_t(x)dt + \\sqrt{2T_t}dB_t` (Eq. 1) by diffrax Euler–Maruyama.
+    r"""Trajectories of $dx = f_t(x)dt + \sqrt{2T_t}dB_t$ (Eq. 1) by diffrax Euler–Maruyama.
 
     Args:
-        process: a process of this module (or a :class:`jaxsa.DiffusionPath`).
+        process: a process of this module (or a [`jaxsa.DiffusionPath`][jaxsa.forward.DiffusionPath]).
         key: PRNG key (split into the start points' key and the Brownian motion's key).
         n_paths, n_steps: trajectories and fixed steps on ``[t0, t1]``.
-        x0: ``(n_paths, d)`` start points (default: samples of :math:`P_{t_0}`).
+        x0: ``(n_paths, d)`` start points (default: samples of $P_{t_0}$).
         n_save: number of equally spaced save times including both ends.
 
     The ensemble is one diffrax solve (drift and diffusion vmapped over trajectories, one
@@ -519,12 +520,13 @@ def path_entropy(process, key, n_paths: int, t0, t1, n_steps: int = 200) -> Path
     The SDE is augmented with the two stochastic integrals of the module docstring and solved
     by diffrax Euler–Maruyama (``n_steps`` fixed steps, the same Brownian increments for the
     position and the integrals; drift and diffusion vmapped over the trajectories of one
-    ensemble solve); start points are drawn from :math:`P_{t_0}` with a key split from ``key``.
+    ensemble solve); start points are drawn from $P_{t_0}$ with a key split from ``key``.
 
-    Example::
-
+    Example:
+        ```python
         pe = path_entropy(OrnsteinUhlenbeck([[-1.]], .5, [2.], [[.01]]), key, 20000, 0., 1.)
         pe.summary()["S_tot_dual"], entropy_production(ou, 0., 1.)
+        ```
     """
     process = _as_process(process)
     _check_window(process, t0, t1)

@@ -1,8 +1,8 @@
-"""Figures (matplotlib, imported lazily: the numerical core never imports it).
+r"""Figures (matplotlib, imported lazily: the numerical core never imports it).
 
-:func:`plot_fig4` draws the paper's Fig. 4(b–e): for each perturbation, the perturbed start
-against :math:`P_\\tau`, bars of η, c₁, c₂ per schedule, and the curves :math:`v_2(t)^2`,
-:math:`v_{loss}(t)^2`. :func:`plot_fig5` draws Fig. 4(a)/Fig. 5: forward and estimated densities
+`plot_fig4` draws the paper's Fig. 4(b–e): for each perturbation, the perturbed start
+against $P_\tau$, bars of η, c₁, c₂ per schedule, and the curves $v_2(t)^2$,
+$v_{loss}(t)^2$. `plot_fig5` draws Fig. 4(a)/Fig. 5: forward and estimated densities
 at t = 0, τ/3, 2τ/3, τ for every schedule and perturbation.
 """
 

@@ -1,4 +1,4 @@
-"""Figure of the digits experiment (:mod:`jaxsa.experiments.images`); matplotlib imported lazily."""
+"""Figure of the digits experiment (`jaxsa.experiments.images`); matplotlib imported lazily."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Figure of the non-conservative experiment (SPEC §6); matplotlib imported lazily."""
+"""Figure of the non-conservative experiment ([spec §6][spec-6]); matplotlib imported lazily."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ __all__ = ["plot_nonconservative"]
 
 
 def plot_nonconservative(records: list, densities: dict, path: str) -> None:
-    """Generated densities :math:`p = \\tilde P_0` for a few ``g`` (top) and η with its bounds
-    :math:`\\int T\\dot S^{tot}` (Eq. 77) and :math:`c_2` against ``g`` (bottom).
+    r"""Generated densities $p = \tilde P_0$ for a few ``g`` (top) and η with its bounds
+    $\int T\dot S^{tot}$ (Eq. 77) and $c_2$ against ``g`` (bottom).
 
     ``densities``: ``{"axis": (n,), "data": (n, n), "generated": (G, n, n)}``.
     """

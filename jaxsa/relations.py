@@ -1,40 +1,40 @@
-r"""The speed-accuracy relations of diffusion models in 1D: one call, one report (SPEC §4).
+r"""The speed-accuracy relations of diffusion models in 1D: one call, one report ([spec §4][spec-4]).
 
-:func:`speed_accuracy` takes a forward process (:class:`~jaxsa.DiffusionPath` or
-:class:`~jaxsa.OTPath`), a perturbed start :math:`\tilde P_\tau` and static
-:class:`Settings`, and returns a :class:`Report` pytree with
+[`speed_accuracy`][jaxsa.relations.speed_accuracy] takes a forward process ([`DiffusionPath`][jaxsa.forward.DiffusionPath] or
+[`OTPath`][jaxsa.ot_schedule.OTPath]), a perturbed start $\tilde P_\tau$ and static
+[`Settings`][jaxsa.relations.Settings], and returns a [`Report`][jaxsa.relations.Report] pytree with
 
-* :math:`D_0 = \int(\tilde P_\tau - P_\tau)^2/P_\tau` (Eq. 78) and its conservation along the flow
+* $D_0 = \int(\tilde P_\tau - P_\tau)^2/P_\tau$ (Eq. 78) and its conservation along the flow
   (Appendix E);
-* :math:`\Delta W_1 = W_1(q,p) - W_1(P_\tau,\tilde P_\tau)`, :math:`\eta = \Delta W_1^2/(\tau D_0)`;
-* :math:`v_2(t)^2 = T_t\dot S^{tot}_t = \int \nu_t^2 P_t` (Eqs. 36, 67; every 1D velocity field is a
-  gradient, so the equality holds), :math:`v_{loss}(t)^2 = (\partial_t W_1(P_t,\tilde P_t))^2/D_0`;
-* :math:`c_1 = \int v_{loss}^2`, :math:`c_2 = \int v_2^2`, :math:`L_\tau = \int v_2`,
-  :math:`W_2(q,P_\tau)^2/\tau` (Eqs. 79–82, 91);
+* $\Delta W_1 = W_1(q,p) - W_1(P_\tau,\tilde P_\tau)$, $\eta = \Delta W_1^2/(\tau D_0)$;
+* $v_2(t)^2 = T_t\dot S^{tot}_t = \int \nu_t^2 P_t$ (Eqs. 36, 67; every 1D velocity field is a
+  gradient, so the equality holds), $v_{loss}(t)^2 = (\partial_t W_1(P_t,\tilde P_t))^2/D_0$;
+* $c_1 = \int v_{loss}^2$, $c_2 = \int v_2^2$, $L_\tau = \int v_2$,
+  $W_2(q,P_\tau)^2/\tau$ (Eqs. 79–82, 91);
 * the slack of each inequality: Eq. 77, Eq. 80 (pointwise, its minimum), Eq. 82 (both
   halves), Eq. 91 (both halves); non-negative when the theorem holds.
 
 **Method (quantile transport in normal-score coordinates).** A 1D flow map is monotone, so it
 carries quantiles to quantiles. Levels are parameterised by the normal score
-:math:`u = \Phi(z)` on a uniform grid :math:`z_i \in [-z_{max}, z_{max}]` with weights
-:math:`h\,\varphi(z_i)` (the trapezoid rule on :math:`\mathbb R`, spectrally accurate for smooth
-integrands). Forward particles start at :math:`F_{P_\tau}^{-1}(\Phi(z_i))`, estimated ones at
-:math:`F_{\tilde P_\tau}^{-1}(\Phi(z_i))`, and one probability-flow ODE (diffrax) carries both,
+$u = \Phi(z)$ on a uniform grid $z_i \in [-z_{max}, z_{max}]$ with weights
+$h\,\varphi(z_i)$ (the trapezoid rule on $\mathbb R$, spectrally accurate for smooth
+integrands). Forward particles start at $F_{P_\tau}^{-1}(\Phi(z_i))$, estimated ones at
+$F_{\tilde P_\tau}^{-1}(\Phi(z_i))$, and one probability-flow ODE (diffrax) carries both,
 with their log-Jacobians, from ``t = τ`` to 0. Then at any saved time
-:math:`W_1(P_t,\tilde P_t) = \sum_i w_i |x_i(t) - \tilde x_i(t)|`.
+$W_1(P_t,\tilde P_t) = \sum_i w_i |x_i(t) - \tilde x_i(t)|$.
 
-**Time derivative of** :math:`W_1` **(exact, no finite differences).** Because both flows are
-the same monotone map, the sign :math:`s_i` of :math:`x_i(t)-\tilde x_i(t)` never changes
+**Time derivative of** $W_1$ **(exact, no finite differences).** Because both flows are
+the same monotone map, the sign $s_i$ of $x_i(t)-\tilde x_i(t)$ never changes
 along the flow (it is fixed at ``t = τ``), so
-:math:`\partial_t W_1 = \sum_i w_i s_i [\nu_t(x_i) - \nu_t(\tilde x_i)]`: the derivative of
-the quadrature itself, exact up to the ODE tolerance. The kinks of :math:`|x - \tilde x|` sit
+$\partial_t W_1 = \sum_i w_i s_i [\nu_t(x_i) - \nu_t(\tilde x_i)]$: the derivative of
+the quadrature itself, exact up to the ODE tolerance. The kinks of $|x - \tilde x|$ sit
 in the same cells at all times and are integrated exactly for a linear integrand
-(:func:`abs_quadrature`), so :math:`W_1` and :math:`\partial_t W_1` converge at third order or
+([`abs_quadrature`][jaxsa.relations.abs_quadrature]), so $W_1$ and $\partial_t W_1$ converge at third order or
 better (see ``tests/test_convergence.py``). Time integrals use Gauss–Legendre nodes in
 ``[0, τ]``.
 
 **Flow-map method** (``Settings(method="flow_map")``, the default of sweeps). In 1D the flow of
-the probability-flow ODE from τ to t is the monotone map :math:`F_{P_t}^{-1}\circ F_{P_\tau}`,
+the probability-flow ODE from τ to t is the monotone map $F_{P_t}^{-1}\circ F_{P_\tau}$,
 the same for forward and estimated particles. Only ``map_nodes`` forward particles at uniform
 normal scores go through the ODE; every other particle is read off the map at its own level
 by quintic Hermite interpolation whose slopes are closed forms (``_flow_map_trajectories``).
@@ -72,38 +72,38 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Static resolution and accuracy of :func:`speed_accuracy` (hashable; fixes array shapes).
+    r"""Static resolution and accuracy of [`speed_accuracy`][jaxsa.relations.speed_accuracy] (hashable; fixes array shapes).
 
     Accuracy (every method):
         rtol: requested relative accuracy of every reported scalar (default 1e-6). A report
-            whose error estimates exceed it has ``converged = False``; :func:`speed_accuracy`
+            whose error estimates exceed it has ``converged = False``; [`speed_accuracy`][jaxsa.relations.speed_accuracy]
             first refines the resolution up to ``max_refine`` times to meet it.
-        max_refine: how many times :func:`speed_accuracy` may double the resolution.
+        max_refine: how many times [`speed_accuracy`][jaxsa.relations.speed_accuracy] may double the resolution.
 
-    ``method="cdf"`` (default; quadrature in :math:`x` of the CDF form,
-    :mod:`jaxsa.cdf_quadrature`):
-        n_comp: panel edges across each mixture component of :math:`P_t` (``±comp_z`` widths).
+    ``method="cdf"`` (default; quadrature in $x$ of the CDF form,
+    [`jaxsa.cdf_quadrature`][jaxsa.cdf_quadrature]):
+        n_comp: panel edges across each mixture component of $P_t$ (``±comp_z`` widths).
         comp_z: half-width of those edges in component standard deviations.
         n_span: uniform panel edges over the whole support (gaps between modes, tails).
-        order: Gauss–Kronrod order in :math:`x` (``2 order + 1`` nodes a panel).
-        n_cross: most crossings of :math:`F_{P_\\tau}` and :math:`F_{\\tilde P_\\tau}` resolved.
-        time_levels: panels in time graded geometrically in :math:`\\sigma_t/m_t` from
-            ``rho_lo`` × the narrowest data scale up to :math:`t = \\tau/2`; ``time_top``
-            uniform panels on :math:`[\\tau/2, \\tau]`; ``time_order``: their Gauss–Kronrod order.
-        tail_log: :math:`D_0`'s panels reach where its integrand's Gaussian tail is
-            :math:`e^{-\\text{tail\\_log}}` of its peak.
+        order: Gauss–Kronrod order in $x$ (``2 order + 1`` nodes a panel).
+        n_cross: most crossings of $F_{P_\tau}$ and $F_{\tilde P_\tau}$ resolved.
+        time_levels: panels in time graded geometrically in $\sigma_t/m_t$ from
+            ``rho_lo`` × the narrowest data scale up to $t = \tau/2$; ``time_top``
+            uniform panels on $[\tau/2, \tau]$; ``time_order``: their Gauss–Kronrod order.
+        tail_log: $D_0$'s panels reach where its integrand's Gaussian tail is
+            $e^{-\text{tail\_log}}$ of its peak.
         time_batch: times evaluated together (speed only; results are the same).
 
-    Quantile methods (``"particles"``, ``"flow_map"``; also :func:`speed_accuracy_from_start`):
+    Quantile methods (``"particles"``, ``"flow_map"``; also [`speed_accuracy_from_start`][jaxsa.relations.speed_accuracy_from_start]):
         n_quantiles, z_max: normal-score quantile nodes on ``[-z_max, z_max]``.
-        n_gauss: Gauss–Legendre nodes for :math:`c_1, c_2, L_\\tau`.
-        ode, map_nodes, map_z_max: see :func:`speed_accuracy`.
+        n_gauss: Gauss–Legendre nodes for $c_1, c_2, L_\tau$.
+        ode, map_nodes, map_z_max: see [`speed_accuracy`][jaxsa.relations.speed_accuracy].
 
     Output:
         n_time: samples of the reported time series on ``[0, τ]`` (uniform).
-        chi2_stride: :math:`D_t` is reported at every ``chi2_stride``-th series time.
+        chi2_stride: $D_t$ is reported at every ``chi2_stride``-th series time.
         grid: ``(x_min, x_max, n_cells)`` of the density snapshots, or ``None`` (default):
-            chosen from the quantiles of :math:`P_t` and :math:`\\tilde P_t` at the snapshots.
+            chosen from the quantiles of $P_t$ and $\tilde P_t$ at the snapshots.
         snapshots: fractions of τ at which densities are reported.
         mass_tol: largest probability mass allowed outside an explicit ``grid``.
     """
@@ -163,30 +163,30 @@ class Settings:
 
 
 class Report(eqx.Module):
-    """Result of :func:`speed_accuracy` (all arrays; batched under ``vmap``).
+    r"""Result of [`speed_accuracy`][jaxsa.relations.speed_accuracy] (all arrays; batched under ``vmap``).
 
     Scalars (dimensionless unless noted; lengths in data units, time in units of τ):
-    ``eta``, ``c1``, ``c2``, ``entropy_bound`` (:math:`\\int T\\dot S^{tot}dt = c_2`), ``D0``,
-    ``W1_q_p`` (:math:`W_1(q,p)`), ``W1_init`` (:math:`W_1(P_\\tau,\\tilde P_\\tau)`),
-    ``delta_W1``, ``path_length`` (:math:`L_\\tau`), ``W2_sq`` (:math:`W_2(q,P_\\tau)^2`),
-    ``length_bound`` (:math:`L_\\tau^2/\\tau`), ``ot_bound`` (:math:`W_2^2/\\tau`).
+    ``eta``, ``c1``, ``c2``, ``entropy_bound`` ($\int T\dot S^{tot}dt = c_2$), ``D0``,
+    ``W1_q_p`` ($W_1(q,p)$), ``W1_init`` ($W_1(P_\tau,\tilde P_\tau)$),
+    ``delta_W1``, ``path_length`` ($L_\tau$), ``W2_sq`` ($W_2(q,P_\tau)^2$),
+    ``length_bound`` ($L_\tau^2/\tau$), ``ot_bound`` ($W_2^2/\tau$).
 
     Slacks (≥ 0 when the inequality holds): ``slack_77`` = entropy_bound − η,
-    ``slack_80`` = min over t of :math:`v_2^2 - v_{loss}^2`, ``slack_82_eta_c1`` = c₁ − η,
+    ``slack_80`` = min over t of $v_2^2 - v_{loss}^2$, ``slack_82_eta_c1`` = c₁ − η,
     ``slack_82_c1_c2`` = c₂ − c₁, ``slack_91_c2_length`` = c₂ − L²/τ,
     ``slack_91_length_ot`` = (L² − W₂²)/τ.
 
-    Series ``(n_time,)``: ``t``, ``v2_sq`` (= :math:`T_t\\dot S_t^{tot}`), ``vloss_sq``,
+    Series ``(n_time,)``: ``t``, ``v2_sq`` (= $T_t\dot S_t^{tot}$), ``vloss_sq``,
     ``W1_t``, ``dW1_dt``. χ² along the flow: ``chi2_t``, ``chi2`` and ``chi2_residual``
-    (max relative deviation from :math:`D_0`). Snapshots: ``snapshot_t`` ``(S,)``, ``x_grid``
+    (max relative deviation from $D_0$). Snapshots: ``snapshot_t`` ``(S,)``, ``x_grid``
     ``(G,)``, ``forward_density`` and ``estimated_density`` ``(S, G)``.
 
     Accuracy: ``errors`` maps every name of ``SCALARS`` and ``SLACKS`` to its error estimate
     (same units; from the embedded second resolution of the method, see
-    :mod:`jaxsa.cdf_quadrature`); ``converged`` is true when every estimate is within the
-    requested ``Settings.rtol`` (:meth:`tolerances`; every scalar but ``path_length`` and
+    [`jaxsa.cdf_quadrature`][jaxsa.cdf_quadrature]); ``converged`` is true when every estimate is within the
+    requested ``Settings.rtol`` ([`tolerances`][jaxsa.relations.Report.tolerances]; every scalar but ``path_length`` and
     ``length_bound``, see ``CONVERGED``); ``D0_finite`` is false when
-    :math:`\\chi^2(\\tilde P_\\tau\\|P_\\tau)` diverges (then ``D0 = inf`` and ``eta = c1 = 0``:
+    $\chi^2(\tilde P_\tau\|P_\tau)$ diverges (then ``D0 = inf`` and ``eta = c1 = 0``:
     the relations bound nothing); ``n_crossings`` counts the crossings of the two start CDFs.
 
     Diagnostics: ``ode_steps``, ``ode_success``, ``forward_endpoint_error`` (max distance of
@@ -250,13 +250,13 @@ class Report(eqx.Module):
 
     def violations(self, rtol: float = 1e-6) -> dict:
         """Slacks below ``-(rtol × scale + error estimate)`` (concrete reports): the one rule
-        of :func:`violated`, which ``jaxsa validate`` uses too."""
+        of [`violated`][jaxsa.relations.violated], which ``jaxsa validate`` uses too."""
         rec = {k: float(getattr(self, k)) for k in self.SCALARS + self.SLACKS}
         errs = {k: float(v) for k, v in self.errors.items()}
         return {k: rec[k] for k in violated(rec, errs, rtol)}
 
     def tolerances(self, rtol: float) -> dict:
-        """The error allowed for each scalar at relative accuracy ``rtol`` (see :func:`tolerance_of`)."""
+        """The error allowed for each scalar at relative accuracy ``rtol`` (see [`tolerance_of`][jaxsa.relations.tolerance_of])."""
         return tolerance_of({k: getattr(self, k) for k in self.SCALARS}, rtol)
 
     def to_dict(self) -> dict:
@@ -287,7 +287,7 @@ SCALE_OF = {
 def violated(values: dict, errors: dict, rtol: float) -> list:
     """Names of the inequalities violated beyond round-off and the computation's own error:
     ``slack < -(rtol × |scale| + error of the slack)``, the scale being the larger side of the
-    inequality (:data:`SCALE_OF`). ``values`` and ``errors`` map names to floats."""
+    inequality (`SCALE_OF`). ``values`` and ``errors`` map names to floats."""
     out = []
     for s, scale in SCALE_OF.items():
         err = errors.get(s, 0.0)
@@ -298,9 +298,9 @@ def violated(values: dict, errors: dict, rtol: float) -> list:
 
 
 def tolerance_of(values: dict, rtol: float) -> dict:
-    """Error allowed for each scalar: ``rtol × |value|``; for ``delta_W1`` also
+    r"""Error allowed for each scalar: ``rtol × |value|``; for ``delta_W1`` also
     ``1e-3 rtol × W₁`` (a difference far below W₁ is known absolutely), so that η is held to
-    about ``2 rtol`` relative, or absolutely where :math:`|\\Delta W_1| < 10^{-3} W_1`; for ``c1``
+    about ``2 rtol`` relative, or absolutely where $|\Delta W_1| < 10^{-3} W_1$; for ``c1``
     and ``eta`` (which follow ``delta_W1``) also ``1e-3 rtol × c₂``."""
     tol = {k: rtol * jnp.abs(v) for k, v in values.items()}
     w1 = jnp.maximum(jnp.abs(values["W1_q_p"]), jnp.abs(values["W1_init"]))
@@ -314,8 +314,8 @@ def tolerance_of(values: dict, rtol: float) -> dict:
 
 # ----------------------------------------------------------------------------------------
 def quantile_nodes(n: int, z_max: float, dtype=None):
-    """Normal-score nodes ``z`` ``(n,)`` on ``[-z_max, z_max]`` and trapezoid weights
-    :math:`h\\varphi(z_i)` (static numpy arrays; sum to 1 − 2Φ(−z_max) up to round-off)."""
+    r"""Normal-score nodes ``z`` ``(n,)`` on ``[-z_max, z_max]`` and trapezoid weights
+    $h\varphi(z_i)$ (static numpy arrays; sum to 1 − 2Φ(−z_max) up to round-off)."""
     z = np.linspace(-z_max, z_max, n)
     h = z[1] - z[0]
     w = h * np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi)
@@ -325,24 +325,24 @@ def quantile_nodes(n: int, z_max: float, dtype=None):
 
 
 def abs_quadrature(d, d_dot, sign, z, w):
-    """:math:`\\int |d(z)|\\varphi(z)dz` and its time derivative on the normal-score nodes.
+    r"""$\int |d(z)|\varphi(z)dz$ and its time derivative on the normal-score nodes.
 
-    ``d``: ``(..., n)`` differences of quantiles :math:`x(z_i) - \\tilde x(z_i)`; ``d_dot``:
+    ``d``: ``(..., n)`` differences of quantiles $x(z_i) - \tilde x(z_i)$; ``d_dot``:
     their time derivatives; ``sign``: ``(n,)`` the time-invariant sign of ``d``; ``z, w``:
-    nodes and trapezoid weights (:func:`quantile_nodes`).
+    nodes and trapezoid weights ([`quantile_nodes`][jaxsa.relations.quantile_nodes]).
 
     The trapezoid rule is spectrally accurate for smooth integrands, but only second order
-    across a kink of :math:`|d|`. The kinks sit where ``sign`` flips, in the same cells at every
-    time, and are corrected there: with :math:`F = |d|\\varphi` and the kink in cell
-    :math:`[z_i, z_{i+1}]`,
+    across a kink of $|d|$. The kinks sit where ``sign`` flips, in the same cells at every
+    time, and are corrected there: with $F = |d|\varphi$ and the kink in cell
+    $[z_i, z_{i+1}]$,
 
-    * the cell is integrated exactly for a linear :math:`g = d\\varphi` (trapezoid value
-      :math:`h(F_i+F_{i+1})/2` replaced by :math:`h(F_i^2+F_{i+1}^2)/(2(F_i+F_{i+1}))`);
+    * the cell is integrated exactly for a linear $g = d\varphi$ (trapezoid value
+      $h(F_i+F_{i+1})/2$ replaced by $h(F_i^2+F_{i+1}^2)/(2(F_i+F_{i+1}))$);
     * the two smooth pieces either side get their Euler–Maclaurin end terms,
-      :math:`\\tfrac{h^2}{12}[F'(z_{i+1}^+) - F'(z_i^-)]`, with one-sided second-order
-      differences for :math:`F'`,
+      $\tfrac{h^2}{12}[F'(z_{i+1}^+) - F'(z_i^-)]$, with one-sided second-order
+      differences for $F'$,
 
-    which leaves an :math:`O(h^3)` error. The derivative returned is the exact time
+    which leaves an $O(h^3)$ error. The derivative returned is the exact time
     derivative of the corrected rule (it is linear in ``d_dot`` given ``d``), not a finite
     difference in time. Sign changes must be at least three nodes apart.
     """
@@ -378,16 +378,16 @@ def abs_quadrature(d, d_dot, sign, z, w):
 
 
 def end_marginal(path):
-    """:math:`P_\\tau`, the end density of the forward process, as a density object."""
+    r"""$P_\tau$, the end density of the forward process, as a density object."""
     if isinstance(path, OTPath):
         return path.prior
     return path.marginal(path.tau)
 
 
 def _end_density(path):
-    """:math:`P_\\tau`; a single Gaussian where the schedule ends at :math:`m_\\tau = 0` by its
+    r"""$P_\tau$; a single Gaussian where the schedule ends at $m_\tau = 0$ by its
     construction (cosine, cond-OT and the families ending at N(0, 1)): every component of the
-    marginal is then :math:`\\mathcal N(0, \\sigma_\\tau^2)`, and one component is exact and
+    marginal is then $\mathcal N(0, \sigma_\tau^2)$, and one component is exact and
     cheaper (closed-form quantiles)."""
     from jaxsa.families import Interpolated, PolarBernstein
     from jaxsa.schedules import CondOT, Cosine
@@ -476,26 +476,26 @@ def _check_inputs(path, settings, perturbation_cdf):
 
 def speed_accuracy(path, perturbation, settings: Settings = Settings()) -> Report:
     r"""Every quantity of the speed-accuracy relations for one forward process and one
-    perturbed start, each with its error estimate (SPEC §4, Eqs. 77–82, 91; §2 Eqs. 36,
+    perturbed start, each with its error estimate ([spec §4][spec-4], Eqs. 77–82, 91; [§2][spec-2] Eqs. 36,
     66–67; Appendix E).
 
     Args:
-        path: the forward process with its velocity field: a :class:`jaxsa.DiffusionPath`
+        path: the forward process with its velocity field: a [`jaxsa.DiffusionPath`][jaxsa.forward.DiffusionPath]
             (schedule + 1D Gaussian-mixture data; closed-form field) or a
-            :class:`jaxsa.OTPath` (exact 1D optimal transport).
-        perturbation: the perturbed start :math:`\tilde P_\tau` of the estimated process, a
-            1D :class:`jaxsa.GaussianMixture` or :class:`jaxsa.Uniform`.
-        settings: static :class:`Settings` (method, requested accuracy, resolutions).
+            [`jaxsa.OTPath`][jaxsa.ot_schedule.OTPath] (exact 1D optimal transport).
+        perturbation: the perturbed start $\tilde P_\tau$ of the estimated process, a
+            1D [`jaxsa.GaussianMixture`][jaxsa.densities.GaussianMixture] or [`jaxsa.Uniform`][jaxsa.densities.Uniform].
+        settings: static [`Settings`][jaxsa.relations.Settings] (method, requested accuracy, resolutions).
 
     Returns:
-        A :class:`Report` pytree: values, ``errors`` (estimates), ``converged`` and
-        ``D0_finite``. With the default ``method="cdf"`` (:mod:`jaxsa.cdf_quadrature`) the
+        A [`Report`][jaxsa.relations.Report] pytree: values, ``errors`` (estimates), ``converged`` and
+        ``D0_finite``. With the default ``method="cdf"`` ([`jaxsa.cdf_quadrature`][jaxsa.cdf_quadrature]) the
         resolution is doubled up to ``settings.max_refine`` times until every estimate meets
         ``settings.rtol`` (outside ``jit``; under a transformation the one resolution given
-        is used and ``converged`` tells). When :math:`\chi^2(\tilde P_\tau\|P_\tau)` diverges
-        (a start with heavier tails than :math:`P_\tau`) the report has ``D0 = inf``,
-        ``eta = c1 = 0``, ``D0_finite = False`` and a :class:`jaxsa.Float64Warning`-style
-        :class:`jaxsa.DivergenceWarning` is issued. Under ``jax.vmap`` over a batch of paths
+        is used and ``converged`` tells). When $\chi^2(\tilde P_\tau\|P_\tau)$ diverges
+        (a start with heavier tails than $P_\tau$) the report has ``D0 = inf``,
+        ``eta = c1 = 0``, ``D0_finite = False`` and a `jaxsa.Float64Warning`-style
+        `jaxsa.DivergenceWarning` is issued. Under ``jax.vmap`` over a batch of paths
         or perturbations of one kind every leaf gains a leading batch axis.
 
     Raises:
@@ -503,12 +503,14 @@ def speed_accuracy(path, perturbation, settings: Settings = Settings()) -> Repor
             not hold the mass, or malformed inputs, before any heavy computation (at run time
             through ``equinox.error_if`` when the inputs are traced).
 
-    Needs float64 (warns otherwise). Example::
+    Needs float64 (warns otherwise). Example:
 
-        with jaxsa.float64():
-            path = jaxsa.DiffusionPath(jaxsa.CondOT(1.0), jaxsa.paper_data())
-            rep = jaxsa.speed_accuracy(path, jaxsa.gaussian(1.0, 1.0))
-            print(rep.eta, rep.errors["eta"], rep.converged)   # η ≤ c₁ ≤ c₂
+    ```python
+    with jaxsa.float64():
+        path = jaxsa.DiffusionPath(jaxsa.CondOT(1.0), jaxsa.paper_data())
+        rep = jaxsa.speed_accuracy(path, jaxsa.gaussian(1.0, 1.0))
+        print(rep.eta, rep.errors["eta"], rep.converged)   # η ≤ c₁ ≤ c₂
+    ```
     """
     from jaxsa.cdf_quadrature import Start
 
@@ -544,11 +546,11 @@ def speed_accuracy(path, perturbation, settings: Settings = Settings()) -> Repor
 
 
 def perturbation_start(perturbation, settings: Settings = Settings()):
-    """The perturbed start on the quantile nodes: ``(x, log_p)``, each ``(n_quantiles,)``.
+    r"""The perturbed start on the quantile nodes: ``(x, log_p)``, each ``(n_quantiles,)``.
 
-    ``x[i]`` = :math:`F_{\\tilde P_\\tau}^{-1}(\\Phi(z_i))` and ``log_p[i]`` =
-    :math:`\\ln\\tilde P_\\tau(x_i)`. Starts of perturbations of different kinds have the
-    same shape, so they stack into one batch for :func:`speed_accuracy_from_start`.
+    ``x[i]`` = $F_{\tilde P_\tau}^{-1}(\Phi(z_i))$ and ``log_p[i]`` =
+    $\ln\tilde P_\tau(x_i)$. Starts of perturbations of different kinds have the
+    same shape, so they stack into one batch for [`speed_accuracy_from_start`][jaxsa.relations.speed_accuracy_from_start].
     """
     return _start_jit(perturbation, settings)
 
@@ -561,9 +563,9 @@ def _start_jit(perturbation, settings):
 
 
 def speed_accuracy_from_start(path, start, settings: Settings = Settings()) -> Report:
-    """:func:`speed_accuracy` for a perturbed start given on the quantile nodes.
+    """[`speed_accuracy`][jaxsa.relations.speed_accuracy] for a perturbed start given on the quantile nodes.
 
-    ``start = (x, log_p)`` as returned by :func:`perturbation_start` (any 1D density whose
+    ``start = (x, log_p)`` as returned by [`perturbation_start`][jaxsa.relations.perturbation_start] (any 1D density whose
     quantiles and log-density you can evaluate at the normal-score nodes), with any leading
     batch shape: a batch of starts is solved as *one* ODE system (all particles together),
     which is much faster than ``jax.vmap`` over starts, and the report's leaves gain that
@@ -618,21 +620,21 @@ def _flow_map_trajectories(path, x_f0, x_e0, ts, rows, settings):
     r"""Trajectories through the interpolated flow map (``method="flow_map"``; 1D only).
 
     In 1D the flow of the probability-flow ODE from τ to t is the monotone map
-    :math:`X_t = F_{P_t}^{-1}\circ F_{P_\tau}`: it keeps every particle's level
-    :math:`\zeta = \Phi^{-1}(F_{P_\tau}(x_\tau))` (normal score). Forward and estimated particles
+    $X_t = F_{P_t}^{-1}\circ F_{P_\tau}$: it keeps every particle's level
+    $\zeta = \Phi^{-1}(F_{P_\tau}(x_\tau))$ (normal score). Forward and estimated particles
     ride the *same* map. Only ``map_nodes`` forward particles at uniform levels
-    :math:`\zeta_j \in [-Z, Z]` go through the ODE (diffrax); every other particle is read off
-    the map at its own level by quintic Hermite interpolation in :math:`\zeta`, whose slopes
+    $\zeta_j \in [-Z, Z]$ go through the ODE (diffrax); every other particle is read off
+    the map at its own level by quintic Hermite interpolation in $\zeta$, whose slopes
     are closed forms of the forward process along the flow:
 
-    * :math:`\partial_\zeta x = \varphi(\zeta)/P_t(x)`,
-      :math:`\partial^2_\zeta x = \partial_\zeta x\,(-\zeta - \partial_x\ln P_t\,\partial_\zeta x)`;
-    * :math:`\nu = \partial_t x` with :math:`\partial_\zeta\nu = \nu'\,\partial_\zeta x` and
-      :math:`\partial^2_\zeta\nu = \nu''(\partial_\zeta x)^2 + \nu'\,\partial^2_\zeta x`
-      (:math:`\nu', \nu''` spatial derivatives, by forward-mode AD);
+    * $\partial_\zeta x = \varphi(\zeta)/P_t(x)$,
+      $\partial^2_\zeta x = \partial_\zeta x\,(-\zeta - \partial_x\ln P_t\,\partial_\zeta x)$;
+    * $\nu = \partial_t x$ with $\partial_\zeta\nu = \nu'\,\partial_\zeta x$ and
+      $\partial^2_\zeta\nu = \nu''(\partial_\zeta x)^2 + \nu'\,\partial^2_\zeta x$
+      ($\nu', \nu''$ spatial derivatives, by forward-mode AD);
 
-    so the interpolation error is :math:`O(h^6)`. The log-Jacobian is exact:
-    :math:`\partial x_t/\partial x_\tau = P_\tau(x_\tau)/P_t(x_t)`, hence :math:`D_t = D_0`
+    so the interpolation error is $O(h^6)$. The log-Jacobian is exact:
+    $\partial x_t/\partial x_\tau = P_\tau(x_\tau)/P_t(x_t)$, hence $D_t = D_0$
     along the flow holds by construction in this method (it is checked independently only by
     ``method="particles"``).
     """
@@ -818,8 +820,8 @@ def _fmt(x):
 
 # ---- the CDF method (default) -----------------------------------------------------------
 def _rho_times(schedule, targets, tau):
-    """Times in ``[0, τ/2]`` where :math:`\\sigma_t/m_t` reaches each target (bisection;
-    :math:`\\sigma/m` is increasing by Eq. 24)."""
+    r"""Times in ``[0, τ/2]`` where $\sigma_t/m_t$ reaches each target (bisection;
+    $\sigma/m$ is increasing by Eq. 24)."""
     def rho(t):
         return jnp.sqrt(schedule.sigma_sq(t)) / schedule.m(t)
 
@@ -835,9 +837,9 @@ def _rho_times(schedule, targets, tau):
 
 
 def _time_rule(path, settings):
-    """Composite Gauss–Kronrod nodes in time ``(N,)`` and Kronrod / Gauss weights: panels
-    graded geometrically in :math:`\\sigma_t/m_t` from ``rho_lo`` × the narrowest data scale
-    to :math:`\\tau/2`, then uniform to τ."""
+    r"""Composite Gauss–Kronrod nodes in time ``(N,)`` and Kronrod / Gauss weights: panels
+    graded geometrically in $\sigma_t/m_t$ from ``rho_lo`` × the narrowest data scale
+    to $\tau/2$, then uniform to τ."""
     from jaxsa.cdf_quadrature import _panels
 
     tau = path.tau
@@ -1037,5 +1039,5 @@ def _cdf_jit(path, pert, settings):
 @functools.partial(jax.jit, static_argnames="settings")
 def batched_cdf_jit(path, starts, settings):
     """The CDF method for one path and a batch of starts (a stacked
-    :class:`jaxsa.cdf_quadrature.Start`): one compiled program for starts of every kind."""
+    [`jaxsa.cdf_quadrature.Start`][jaxsa.cdf_quadrature.Start]): one compiled program for starts of every kind."""
     return jax.vmap(lambda s: _speed_accuracy_cdf(path, s, settings))(starts)

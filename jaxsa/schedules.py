@@ -1,25 +1,25 @@
-r"""Noise schedules of conditional Gaussian paths (SPEC §3, Eqs. 22–32).
+r"""Noise schedules of conditional Gaussian paths ([spec §3][spec-3], Eqs. 22–32).
 
-A schedule gives the mean scale :math:`m_t` and the noise scale :math:`\sigma_t` of the
-conditional path :math:`P^c_t(x|y) = \mathcal N(x | m_t y, \sigma_t^2 I)` on :math:`t\in[0,\tau]`.
+A schedule gives the mean scale $m_t$ and the noise scale $\sigma_t$ of the
+conditional path $P^c_t(x|y) = \mathcal N(x | m_t y, \sigma_t^2 I)$ on $t\in[0,\tau]$.
 From them follow (Eqs. 22–23)
 
-.. math::
+$$
+f_t(x) = (\partial_t \ln m_t)\, x, \qquad
+T_t = m_t \sigma_t \partial_t(\sigma_t/m_t) = \partial_t(\sigma_t^2/2) - \sigma_t^2 \partial_t \ln m_t .
+$$
 
-    f_t(x) = (\partial_t \ln m_t)\, x, \qquad
-    T_t = m_t \sigma_t \partial_t(\sigma_t/m_t) = \partial_t(\sigma_t^2/2) - \sigma_t^2 \partial_t \ln m_t .
-
-Schedules are :class:`equinox.Module` pytrees: their parameters (``tau``, ``beta_min``, …) are
+Schedules are `equinox.Module` pytrees: their parameters (``tau``, ``beta_min``, …) are
 array leaves, so a batch of schedules of one kind is one pytree with a leading axis and
 ``jax.vmap`` sweeps over it. Time derivatives come from automatic differentiation
-(``jax.jvp``), never finite differences. Each schedule defines :math:`\sigma_t^2` directly
-where :math:`\sigma_t \sim \sqrt t` (VP, VE), so :math:`\sigma_t\dot\sigma_t =
-\tfrac12\partial_t\sigma_t^2` stays finite at :math:`t=0`.
+(``jax.jvp``), never finite differences. Each schedule defines $\sigma_t^2$ directly
+where $\sigma_t \sim \sqrt t$ (VP, VE), so $\sigma_t\dot\sigma_t =
+\tfrac12\partial_t\sigma_t^2$ stays finite at $t=0$.
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable, ClassVar, NamedTuple
 
 import equinox as eqx
 import jax
@@ -40,9 +40,9 @@ __all__ = [
 
 
 class ScheduleValues(NamedTuple):
-    """Schedule coefficients at one time (scalars, or arrays of the shape of ``t``).
+    r"""Schedule coefficients at one time (scalars, or arrays of the shape of ``t``).
 
-    ``sigma_dsigma`` is :math:`\\sigma_t\\dot\\sigma_t = \\tfrac12 \\partial_t \\sigma_t^2`.
+    ``sigma_dsigma`` is $\sigma_t\dot\sigma_t = \tfrac12 \partial_t \sigma_t^2$.
     """
 
     m: jax.Array
@@ -53,30 +53,33 @@ class ScheduleValues(NamedTuple):
 
 
 class Schedule(eqx.Module):
-    """Base class: subclasses define :meth:`m` and :meth:`sigma_sq` (or :meth:`sigma`).
+    r"""Base class: subclasses define [`m`][jaxsa.schedules.Schedule.m] and [`sigma_sq`][jaxsa.schedules.Schedule.sigma_sq] (or [`sigma`][jaxsa.schedules.Schedule.sigma]).
 
     Attributes:
-        tau: duration :math:`\\tau > 0` of the forward process (time units).
+        tau: duration $\tau > 0$ of the forward process (time units).
     """
 
     tau: jax.Array
+    #: True where $m_\tau = 0$ holds by construction (the schedule ends at pure noise), so
+    #: that $P_\tau = \mathcal N(0, \sigma_\tau^2)$ exactly whatever the data.
+    ends_at_noise: ClassVar[bool] = False
 
     # -- to be provided by subclasses -------------------------------------------------
     def m(self, t):
-        """Mean scale :math:`m_t` (dimensionless); ``t`` a scalar time in ``[0, tau]``."""
+        """Mean scale $m_t$ (dimensionless); ``t`` a scalar time in ``[0, tau]``."""
         raise NotImplementedError
 
     def sigma_sq(self, t):
-        """Noise variance :math:`\\sigma_t^2` (length² units)."""
+        r"""Noise variance $\sigma_t^2$ (length² units)."""
         return self.sigma(t) ** 2
 
     def sigma(self, t):
-        """Noise scale :math:`\\sigma_t` (length units)."""
+        r"""Noise scale $\sigma_t$ (length units)."""
         return jnp.sqrt(self.sigma_sq(t))
 
     # -- derived -------------------------------------------------------------------
     def values(self, t) -> ScheduleValues:
-        """:math:`m_t, \\sigma_t, \\dot m_t, \\sigma_t^2, \\sigma_t\\dot\\sigma_t` at ``t``.
+        r"""$m_t, \sigma_t, \dot m_t, \sigma_t^2, \sigma_t\dot\sigma_t$ at ``t``.
 
         Derivatives by forward-mode autodiff; works elementwise on an array ``t``.
         """
@@ -89,11 +92,11 @@ class Schedule(eqx.Module):
         return ScheduleValues(m, jnp.sqrt(s2), dm, s2, 0.5 * ds2)
 
     def temperature(self, t):
-        """Temperature :math:`T_t = \\sigma\\dot\\sigma - \\sigma^2\\dot m/m` (Eq. 23).
+        r"""Temperature $T_t = \sigma\dot\sigma - \sigma^2\dot m/m$ (Eq. 23).
 
-        Returns ``+inf`` where :math:`m_t = 0` and the noise still grows (the end point of
+        Returns ``+inf`` where $m_t = 0$ and the noise still grows (the end point of
         cosine and cond-OT): the temperature genuinely diverges there, while the velocity
-        field and :math:`T_t\\dot S_t^{tot}` stay finite.
+        field and $T_t\dot S_t^{tot}$ stay finite.
         """
         v = self.values(t)
         num = v.sigma_sq * v.dm
@@ -103,23 +106,23 @@ class Schedule(eqx.Module):
         return v.sigma_dsigma - ratio
 
     def drift_rate(self, t):
-        """:math:`\\partial_t \\ln m_t` (1/time): the force is :math:`f_t(x) = \\partial_t\\ln m_t\\, x`
-        (Eq. 22); ``-inf`` where :math:`m_t=0` with :math:`\\dot m_t<0`."""
+        r"""$\partial_t \ln m_t$ (1/time): the force is $f_t(x) = \partial_t\ln m_t\, x$
+        (Eq. 22); ``-inf`` where $m_t=0$ with $\dot m_t<0$."""
         v = self.values(t)
         safe_m = jnp.where(v.m == 0, 1.0, v.m)
         return jnp.where(v.m == 0, jnp.where(v.dm == 0, 0.0, jnp.sign(v.dm) * jnp.inf),
                          v.dm / safe_m)
 
     def force(self, t, x):
-        """External force :math:`f_t(x) = (\\partial_t \\ln m_t) x` (Eq. 22); ``x`` any shape."""
+        r"""External force $f_t(x) = (\partial_t \ln m_t) x$ (Eq. 22); ``x`` any shape."""
         return self.drift_rate(t) * x
 
     def monotonicity(self, t):
-        """:math:`m_t^2\\,\\partial_t(\\sigma_t/m_t) = m_t\\dot\\sigma_t - \\sigma_t\\dot m_t`.
+        r"""$m_t^2\,\partial_t(\sigma_t/m_t) = m_t\dot\sigma_t - \sigma_t\dot m_t$.
 
-        Eq. 24 requires it to be :math:`\\ge 0` (so that :math:`T_t \\ge 0`); this form stays
-        finite where :math:`m_t = 0`. Computed as :math:`(m\\,\\sigma\\dot\\sigma -
-        \\sigma^2\\dot m)/\\sigma` away from :math:`\\sigma = 0`.
+        Eq. 24 requires it to be $\ge 0$ (so that $T_t \ge 0$); this form stays
+        finite where $m_t = 0$. Computed as $(m\,\sigma\dot\sigma -
+        \sigma^2\dot m)/\sigma$ away from $\sigma = 0$.
         """
         v = self.values(t)
         num = v.m * v.sigma_dsigma - v.sigma_sq * v.dm
@@ -128,10 +131,12 @@ class Schedule(eqx.Module):
 
 
 class Cosine(Schedule):
-    """Cosine schedule (Eq. 32): :math:`m_t = \\cos(\\pi t/2\\tau)`, :math:`\\sigma_t = \\sin(\\pi t/2\\tau)`.
+    r"""Cosine schedule (Eq. 32): $m_t = \cos(\pi t/2\tau)$, $\sigma_t = \sin(\pi t/2\tau)$.
 
-    The geodesic of the VP family on the unit circle :math:`m^2 + \\sigma^2 = 1`.
+    The geodesic of the VP family on the unit circle $m^2 + \sigma^2 = 1$.
     """
+
+    ends_at_noise = True
 
     def __init__(self, tau=1.0):
         self.tau = jnp.asarray(tau, dtype=jnp.result_type(float))
@@ -144,7 +149,9 @@ class Cosine(Schedule):
 
 
 class CondOT(Schedule):
-    """Conditional optimal-transport schedule (Eq. 28): :math:`m_t = 1 - t/\\tau`, :math:`\\sigma_t = t/\\tau`."""
+    r"""Conditional optimal-transport schedule (Eq. 28): $m_t = 1 - t/\tau$, $\sigma_t = t/\tau$."""
+
+    ends_at_noise = True
 
     def __init__(self, tau=1.0):
         self.tau = jnp.asarray(tau, dtype=jnp.result_type(float))
@@ -157,11 +164,11 @@ class CondOT(Schedule):
 
 
 class VPLinear(Schedule):
-    """Variance-preserving schedule with linear :math:`\\beta` (DDPM; Eqs. 29–31).
+    r"""Variance-preserving schedule with linear $\beta$ (DDPM; Eqs. 29–31).
 
-    :math:`\\beta(t) = \\beta_{min} + (\\beta_{max}-\\beta_{min}) t/\\tau`,
-    :math:`m_t = \\exp(-\\tfrac12\\int_0^t \\beta)`, :math:`\\sigma_t^2 = 1 - m_t^2`;
-    then :math:`f_t(x) = -\\tfrac12\\beta(t) x` and :math:`T_t = \\tfrac12\\beta(t)`.
+    $\beta(t) = \beta_{min} + (\beta_{max}-\beta_{min}) t/\tau$,
+    $m_t = \exp(-\tfrac12\int_0^t \beta)$, $\sigma_t^2 = 1 - m_t^2$;
+    then $f_t(x) = -\tfrac12\beta(t) x$ and $T_t = \tfrac12\beta(t)$.
     ``beta_min``, ``beta_max`` in units of 1/time (per unit ``t``; τ scales them).
     """
 
@@ -186,11 +193,11 @@ class VPLinear(Schedule):
 
 
 class VEGeometric(Schedule):
-    """Variance-exploding schedule with geometric noise levels (Eqs. 26–27).
+    r"""Variance-exploding schedule with geometric noise levels (Eqs. 26–27).
 
-    :math:`m_t = 1`, :math:`\\sigma_t^2 = \\sigma_{min}^2[(\\sigma_{max}/\\sigma_{min})^{2t/\\tau} - 1]`,
+    $m_t = 1$, $\sigma_t^2 = \sigma_{min}^2[(\sigma_{max}/\sigma_{min})^{2t/\tau} - 1]$,
     the perturbation-kernel variance of the VE SDE whose noise level grows geometrically
-    from ``sigma_min`` to ``sigma_max``; :math:`\\sigma_0 = 0` as the end conditions require.
+    from ``sigma_min`` to ``sigma_max``; $\sigma_0 = 0$ as the end conditions require.
     """
 
     sigma_min: jax.Array
@@ -211,15 +218,16 @@ class VEGeometric(Schedule):
 
 
 class Custom(Schedule):
-    """A schedule from user-supplied functions ``m_fn(t, params)`` and ``sigma_fn(t, params)``.
+    r"""A schedule from user-supplied functions ``m_fn(t, params)`` and ``sigma_fn(t, params)``.
 
     ``params`` is any pytree of arrays (vmappable). Pass ``sigma_sq_fn`` instead of
-    ``sigma_fn`` when :math:`\\sigma_t \\sim \\sqrt t` near 0, so that autodiff of
-    :math:`\\sigma_t^2` stays finite there. Functions must be jax-traceable.
+    ``sigma_fn`` when $\sigma_t \sim \sqrt t$ near 0, so that autodiff of
+    $\sigma_t^2$ stays finite there. Functions must be jax-traceable.
 
-    Example::
-
+    Example:
+        ```python
         sched = Custom(lambda t, p: 1 - t, lambda t, p: t, tau=1.0)   # = CondOT(1.0)
+        ```
     """
 
     params: object
@@ -246,14 +254,14 @@ class Custom(Schedule):
 
 
 def check_schedule(schedule: Schedule, num: int = 513, atol: float = 1e-9) -> Schedule:
-    """Check the conditions of SPEC §3 on ``num`` times in ``[0, tau]``; return ``schedule``.
+    r"""Check the conditions of [spec §3][spec-3] on ``num`` times in ``[0, tau]``; return ``schedule``.
 
-    Checked: ``tau > 0``; end conditions :math:`m_0 = 1`, :math:`\\sigma_0 = 0`;
-    :math:`m_t \\ge 0`, :math:`\\sigma_t^2 \\ge 0`; and the monotonicity condition Eq. 24,
-    :math:`\\partial_t(\\sigma_t/m_t) \\ge 0` (equivalently :math:`T_t \\ge 0`), all to
+    Checked: ``tau > 0``; end conditions $m_0 = 1$, $\sigma_0 = 0$;
+    $m_t \ge 0$, $\sigma_t^2 \ge 0$; and the monotonicity condition Eq. 24,
+    $\partial_t(\sigma_t/m_t) \ge 0$ (equivalently $T_t \ge 0$), all to
     ``atol``. With concrete parameters a violation raises ``ValueError`` naming the
     condition and the first offending time; under ``jit``/``vmap`` it raises at run time
-    through :func:`equinox.error_if`.
+    through `equinox.error_if`.
     """
     tau = schedule.tau
     tau = check(jnp.all(tau > 0), f"schedule.tau must be > 0 (got {_show(tau)}).", tau)

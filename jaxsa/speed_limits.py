@@ -1,26 +1,30 @@
-r"""Thermodynamic speed limit and uncertainty relations (SPEC §2, Eqs. 66–76).
+r"""Thermodynamic speed limit and uncertainty relations ([spec §2][spec-2], Eqs. 66–76).
 
-For the processes of :mod:`jaxsa.pathspace` (or a :class:`jaxsa.DiffusionPath`):
+For the processes of [`jaxsa.pathspace`][jaxsa.pathspace] (or a [`jaxsa.DiffusionPath`][jaxsa.forward.DiffusionPath]):
 
-* :func:`speed_limit` — for a constant temperature :math:`T` (Eq. 68)
+* [`speed_limit`][jaxsa.speed_limits.speed_limit] — for a constant temperature $T$ (Eq. 68)
 
-  .. math:: S^{tot}_\tau \;\ge\; \frac{L_\tau^2}{\tau T} \;\ge\; \frac{W_2(P_0, P_\tau)^2}{\tau T},
-            \qquad L_\tau = \int v_2\,dt,
+    $$
+    S^{tot}_\tau \;\ge\; \frac{L_\tau^2}{\tau T} \;\ge\; \frac{W_2(P_0, P_\tau)^2}{\tau T},
+    \qquad L_\tau = \int v_2\,dt,
+    $$
 
-  with equality on the :math:`W_2` geodesic at constant speed (Eqs. 69–70;
-  :class:`jaxsa.pathspace.GaussianGeodesic`);
-* :func:`observable_speed_sq` — the speed of an observable ``r`` (Eqs. 72–76)
+    with equality on the $W_2$ geodesic at constant speed (Eqs. 69–70;
+    [`jaxsa.pathspace.GaussianGeodesic`][jaxsa.pathspace.GaussianGeodesic]);
+* [`observable_speed_sq`][jaxsa.speed_limits.observable_speed_sq] — the speed of an observable ``r`` (Eqs. 72–76)
 
-  .. math:: v_r(t)^2 = \frac{(\partial_t\mathbb E_{P_t}[r])^2}{\mathbb E_{P_t}[\|\nabla r\|^2]}
-            \le v_2(t)^2,
+    $$
+    v_r(t)^2 = \frac{(\partial_t\mathbb E_{P_t}[r])^2}{\mathbb E_{P_t}[\|\nabla r\|^2]}
+    \le v_2(t)^2,
+    $$
 
-  with :math:`\partial_t\mathbb E_{P_t}[r] = \mathbb E_{P_t}[\nabla r\cdot\nu_t]` (continuity
-  equation); tight for the optimal observable :math:`\nabla r^* \propto \nabla\phi_t`, the gradient
-  part of :math:`\nu_t` (:func:`optimal_observable_gradient`);
-* :func:`w1_speed` — :math:`v_1(t) = \lim W_1(P_t, P_{t+\Delta t})/\Delta t = \int|\nu_tP_t|dx` in 1D,
-  and :math:`v_1 \le v_2` (Cauchy–Schwarz).
+    with $\partial_t\mathbb E_{P_t}[r] = \mathbb E_{P_t}[\nabla r\cdot\nu_t]$ (continuity
+    equation); tight for the optimal observable $\nabla r^* \propto \nabla\phi_t$, the gradient
+    part of $\nu_t$ ([`optimal_observable_gradient`][jaxsa.speed_limits.optimal_observable_gradient]);
+* [`w1_speed`][jaxsa.speed_limits.w1_speed] — $v_1(t) = \lim W_1(P_t, P_{t+\Delta t})/\Delta t = \int|\nu_tP_t|dx$ in 1D,
+    and $v_1 \le v_2$ (Cauchy–Schwarz).
 
-Expectations over :math:`P_t` use the processes' Gauss–Hermite quadrature (exact for
+Expectations over $P_t$ use the processes' Gauss–Hermite quadrature (exact for
 polynomials of Gaussians; spectrally accurate for smooth observables).
 """
 
@@ -38,10 +42,10 @@ __all__ = ["SpeedLimit", "speed_limit", "observable_speed_sq", "optimal_observab
 
 
 class SpeedLimit(eqx.Module):
-    """Terms of Eq. 68 on ``[t0, t1]`` (``tau = t1 - t0``; scalars, dimensionless unless noted).
+    r"""Terms of Eq. 68 on ``[t0, t1]`` (``tau = t1 - t0``; scalars, dimensionless unless noted).
 
-    ``S_tot`` (:math:`k_B`), ``length`` :math:`L_\\tau` and ``w2`` :math:`W_2(P_{t_0}, P_{t_1})`
-    (length), ``length_bound`` :math:`L^2/(\\tau T)`, ``w2_bound`` :math:`W_2^2/(\\tau T)`,
+    ``S_tot`` ($k_B$), ``length`` $L_\tau$ and ``w2`` $W_2(P_{t_0}, P_{t_1})$
+    (length), ``length_bound`` $L^2/(\tau T)$, ``w2_bound`` $W_2^2/(\tau T)$,
     ``T`` the constant temperature, ``tau``.
     """
 
@@ -60,20 +64,21 @@ class SpeedLimit(eqx.Module):
 
 
 def speed_limit(process, t0, t1, n_gauss: int = 64, rtol_T: float = 1e-9) -> SpeedLimit:
-    """The thermodynamic speed limit Eq. 68 for a constant-temperature process.
+    r"""The thermodynamic speed limit Eq. 68 for a constant-temperature process.
 
     Args:
-        process: a process of :mod:`jaxsa.pathspace` or a :class:`jaxsa.DiffusionPath`.
+        process: a process of [`jaxsa.pathspace`][jaxsa.pathspace] or a [`jaxsa.DiffusionPath`][jaxsa.forward.DiffusionPath].
         t0, t1: the window (``tau = t1 - t0``).
-        n_gauss: Gauss–Legendre nodes for :math:`S^{tot}` and :math:`L_\\tau`.
+        n_gauss: Gauss–Legendre nodes for $S^{tot}$ and $L_\tau$.
         rtol_T: relative tolerance of the constant-temperature check.
 
-    Raises ``ValueError`` if :math:`T_t` is not constant on the window (Eq. 68 needs it).
+    Raises ``ValueError`` if $T_t$ is not constant on the window (Eq. 68 needs it).
 
-    Example::
-
+    Example:
+        ```python
         sl = speed_limit(GaussianGeodesic([0.], 1., [2.], .5, T=.3), 0., 1.)
         sl.S_tot, sl.length_bound, sl.w2_bound      # all equal on the geodesic
+        ```
     """
     process = _as_process(process)
     _check_window(process, t0, t1)
@@ -101,18 +106,18 @@ def _expect(process, t, fn, n_quadrature):
 
 
 def observable_speed_sq(process, t, observable, n_quadrature: int = 64, gradient: bool = False):
-    """:math:`v_r(t)^2 = (\\mathbb E[\\nabla r\\cdot\\nu_t])^2/\\mathbb E[\\|\\nabla r\\|^2]` (Eqs. 72–76;
+    r"""$v_r(t)^2 = (\mathbb E[\nabla r\cdot\nu_t])^2/\mathbb E[\|\nabla r\|^2]$ (Eqs. 72–76;
     length²/time²).
 
     Args:
-        process: a process of :mod:`jaxsa.pathspace` or a :class:`jaxsa.DiffusionPath`.
+        process: a process of [`jaxsa.pathspace`][jaxsa.pathspace] or a [`jaxsa.DiffusionPath`][jaxsa.forward.DiffusionPath].
         t: scalar time.
         observable: ``r(x)`` for one point ``x`` of shape ``(d,)``, returning a scalar
             (differentiated with ``jax.grad``); or, with ``gradient=True``, the gradient
             ``∇r(x)`` itself, shape ``(d,)``.
         n_quadrature: Gauss–Hermite nodes per axis (per mixture component).
 
-    Returns ``(v_r_sq, v2_sq)``: the observable's speed and :math:`v_2(t)^2`, so that
+    Returns ``(v_r_sq, v2_sq)``: the observable's speed and $v_2(t)^2$, so that
     ``v_r_sq <= v2_sq`` is the uncertainty relation.
     """
     return _observable_speed_sq(_as_process(process), _f(t), observable, n_quadrature, gradient)
@@ -127,17 +132,17 @@ def _observable_speed_sq(process, t, observable, n_quadrature, gradient):
 
 
 def optimal_observable_gradient(process, t):
-    """:math:`\\nabla r^*(x) = \\nabla\\phi_t(x)`, the optimal observable of Eq. 76 (up to a
-    constant factor): the projection of :math:`\\nu_t` on gradient fields in :math:`L^2(P_t)`.
+    r"""$\nabla r^*(x) = \nabla\phi_t(x)$, the optimal observable of Eq. 76 (up to a
+    constant factor): the projection of $\nu_t$ on gradient fields in $L^2(P_t)$.
     Returns a function of one point ``(d,) -> (d,)``; pass it with ``gradient=True``."""
     process = _as_process(process)
     return lambda x: process.grad_potential(t, x)
 
 
 def w1_speed(process, t, n_grid: int = 20001, width: float = 12.0):
-    """:math:`v_1(t) = \\int|\\nu_t(x)|P_t(x)\\,dx` (1D; length/time): the speed of the process in
-    :math:`W_1`, since :math:`W_1(P_t, P_{t+dt}) = \\int|\\partial_tF_t|dx\\,dt` and
-    :math:`\\partial_tF_t = -\\nu_tP_t`. Trapezoid rule on ``n_grid`` points spanning ``width``
+    r"""$v_1(t) = \int|\nu_t(x)|P_t(x)\,dx$ (1D; length/time): the speed of the process in
+    $W_1$, since $W_1(P_t, P_{t+dt}) = \int|\partial_tF_t|dx\,dt$ and
+    $\partial_tF_t = -\nu_tP_t$. Trapezoid rule on ``n_grid`` points spanning ``width``
     standard deviations either side of the quadrature nodes' range."""
     process = _as_process(process)
     if process.dim != 1:

@@ -1,8 +1,8 @@
-r"""Sweeps: many (schedule, perturbation) configurations as one vmapped, sharded, resumable job.
+"""Sweeps: many (schedule, perturbation) configurations as one vmapped, sharded, resumable job.
 
 A sweep is a grid (or list) of schedule parameters of one family × a list of perturbed starts,
 on fixed 1D Gaussian-mixture data. Every schedule's starts travel in one ODE system (as in
-:func:`jaxsa.speed_accuracy_from_start`), schedules are ``jax.vmap``-ed in chunks of
+[`jaxsa.speed_accuracy_from_start`][jaxsa.relations.speed_accuracy_from_start]), schedules are ``jax.vmap``-ed in chunks of
 ``chunk_size``, and each chunk's parameter axis is sharded over all devices with a
 ``jax.sharding.Mesh`` (one axis, ``"configs"``): the same code runs on one CPU, on several
 (virtual) devices, or across hosts after ``jax.distributed.initialize()``.
@@ -85,10 +85,10 @@ STATUS_KEYS = ("converged", "D0_finite", "ode_success")
 def sweep_settings(n_quantiles=1024, n_gauss=32, fixed_steps=8, method="cdf", **kw) -> Settings:
     """Settings for sweeps: the default accuracy of the quantities, no snapshots or series.
 
-    Sweeps default to the CDF method (:mod:`jaxsa.cdf_quadrature`) at the default resolution
-    of :class:`jaxsa.Settings`; every record carries its error estimates and ``converged``,
+    Sweeps default to the CDF method ([`jaxsa.cdf_quadrature`][jaxsa.cdf_quadrature]) at the default resolution
+    of [`jaxsa.Settings`][jaxsa.relations.Settings]; every record carries its error estimates and ``converged``,
     and records that miss ``rtol`` are recomputed adaptively in a second pass (see
-    :func:`run_sweep`). ``method="flow_map"`` (8 equal Dopri8 steps, ``fixed_steps``) and
+    [`run_sweep`][jaxsa.sweep.run_sweep]). ``method="flow_map"`` (8 equal Dopri8 steps, ``fixed_steps``) and
     ``method="particles"`` select the quantile methods, whose error estimate covers the
     quadrature over levels only.
     """
@@ -101,7 +101,7 @@ def sweep_settings(n_quantiles=1024, n_gauss=32, fixed_steps=8, method="cdf", **
 
 def report_record(rep) -> dict:
     """The scalars, slacks, their ``*_err`` estimates and the statuses of a (concrete,
-    unbatched) :class:`Report`, as plain Python values."""
+    unbatched) [`Report`][jaxsa.relations.Report], as plain Python values."""
     rec = {k: float(getattr(rep, k)) for k in RECORD_KEYS}
     rec.update({f"{k}_err": float(rep.errors[k]) for k in ERROR_KEYS})
     rec.update({k: bool(getattr(rep, k)) for k in STATUS_KEYS})
@@ -117,7 +117,7 @@ class SweepSpec:
     "high"}``), ``data`` (``"paper"`` or a mixture dict), ``tau``, ``chunk_size``, and
     ``settings`` overrides (``n_quantiles``, ``n_gauss``, ``fixed_steps``, ``method``,
     ``map_nodes``); ``vmap_size``
-    schedules are vmapped together inside the per-device scan (see :func:`map_over_devices`)."""
+    schedules are vmapped together inside the per-device scan (see [`map_over_devices`][jaxsa.sweep.map_over_devices])."""
 
     family: str = "interpolated"
     grid: dict = dataclasses.field(default_factory=dict)
@@ -205,8 +205,8 @@ def map_over_devices(fn, vmap_size: int = 1):
     """``params -> fn`` mapped over a leading axis, sharded across all devices.
 
     The leading axis of every leaf is split over a one-axis device mesh (``"configs"``) with
-    :func:`jax.shard_map`; on each device the local slice is processed by
-    :func:`jax.lax.map` in batches of ``vmap_size`` (``vmap_size = 1``: one at a time). An
+    `jax.shard_map`; on each device the local slice is processed by
+    `jax.lax.map` in batches of ``vmap_size`` (``vmap_size = 1``: one at a time). An
     adaptive diffrax solve under ``vmap`` batches its while-loop predicate and then selects
     over the whole state and save buffer at every step; scanning over configurations avoids
     that, and ``vmap_size > 1`` trades it for wider vector work. Results do not depend on the
@@ -228,9 +228,9 @@ def make_evaluator(family: str, data, perturbations, settings: Settings, tau: fl
     ``params`` is a dict of arrays with a leading batch axis (one entry per schedule), whose
     length is a multiple of the device count. ``perturbations`` is a list of 1D densities
     (CDF method: each is its own program inside the one compiled function) or, for the
-    quantile methods, stacked :func:`jaxsa.perturbation_start` arrays
+    quantile methods, stacked [`jaxsa.perturbation_start`][jaxsa.relations.perturbation_start] arrays
     ``(n_perturbations, n_quantiles)``, all solved in one ODE system per schedule. Keys:
-    :data:`RECORD_KEYS`, ``<key>_err`` for :data:`ERROR_KEYS` and :data:`STATUS_KEYS`.
+    `RECORD_KEYS`, ``<key>_err`` for `ERROR_KEYS` and `STATUS_KEYS`.
     """
     build = FAMILIES[family][0]
 
@@ -362,7 +362,7 @@ def run_sweep(spec: SweepSpec, out_dir: str, progress=None, max_chunks=None) -> 
     """Run (or resume) a sweep and write ``out_dir/sweep.json``.
 
     Args:
-        spec: the :class:`SweepSpec`.
+        spec: the [`SweepSpec`][jaxsa.sweep.SweepSpec].
         out_dir: output folder; ``chunks/`` inside holds the finished chunks.
         progress: optional ``progress(n_new_configurations)`` callback.
         max_chunks: stop after computing this many new chunks (used to test resumption).
@@ -449,7 +449,7 @@ def _as_arrays(p):
 
 
 def _refined_record(schedule, data, perturbation, settings) -> dict:
-    """A record recomputed by :func:`jaxsa.speed_accuracy` from twice the resolution, refined
+    """A record recomputed by [`jaxsa.speed_accuracy`][jaxsa.relations.speed_accuracy] from twice the resolution, refined
     further up to ``settings.max_refine`` times until it meets ``settings.rtol``."""
     import warnings
 

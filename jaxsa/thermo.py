@@ -1,19 +1,19 @@
-r"""Thermodynamics of a density on a grid (SPEC §1 Eqs. 36–39, §2 Eqs. 66–67, §6).
+r"""Thermodynamics of a density on a grid ([spec §1][spec-1] Eqs. 36–39, [§2][spec-2] Eqs. 66–67, [§6][spec-6]).
 
-Given a grid density :math:`P` and face fluxes :math:`J = \nu P` (from
-:func:`jaxsa.fokker_planck.sg_fluxes` for a force and temperature, or any flux):
+Given a grid density $P$ and face fluxes $J = \nu P$ (from
+[`jaxsa.fokker_planck.sg_fluxes`][jaxsa.fokker_planck.sg_fluxes] for a force and temperature, or any flux):
 
-* :math:`T\dot S^{tot} = \int \|\nu\|^2 P = \sum_{faces} J^2/P_{face}\,dV` (Eq. 36);
-* :math:`T\dot S^{sys} = -T\int \partial_t P \ln P = T\sum_i (\nabla\cdot J)_i \ln P_i\,dV`;
-* :math:`T\dot S^{bath} = \int f\cdot\nu P = \sum_{faces} f J\,dV`;
-* :math:`v_2^2 = \int\|\nabla\phi\|^2 P` with :math:`\nabla\cdot(P\nabla\phi) = \nabla\cdot J` (the
-  projection of :math:`\nu` on gradient fields in :math:`L^2(P)`, Eq. 66 and §2), solved by
+* $T\dot S^{tot} = \int \|\nu\|^2 P = \sum_{faces} J^2/P_{face}\,dV$ (Eq. 36);
+* $T\dot S^{sys} = -T\int \partial_t P \ln P = T\sum_i (\nabla\cdot J)_i \ln P_i\,dV$;
+* $T\dot S^{bath} = \int f\cdot\nu P = \sum_{faces} f J\,dV$;
+* $v_2^2 = \int\|\nabla\phi\|^2 P$ with $\nabla\cdot(P\nabla\phi) = \nabla\cdot J$ (the
+  projection of $\nu$ on gradient fields in $L^2(P)$, Eq. 66 and §2), solved by
   Jacobi-preconditioned conjugate gradients on the discrete weighted Laplacian (whose
   discrete gradient and divergence are adjoint, so Pythagoras holds exactly on the grid);
-* the housekeeping part :math:`T\dot S^{tot} - v_2^2 = \int\|\nu-\nabla\phi\|^2 P \ge 0`.
+* the housekeeping part $T\dot S^{tot} - v_2^2 = \int\|\nu-\nabla\phi\|^2 P \ge 0$.
 
-In 1D every zero-boundary flux is a gradient flux, so :math:`v_2^2 = T\dot S^{tot}` exactly and
-no solve is needed. :math:`P_{face}` is the arithmetic mean of the two cells.
+In 1D every zero-boundary flux is a gradient flux, so $v_2^2 = T\dot S^{tot}$ exactly and
+no solve is needed. $P_{face}$ is the arithmetic mean of the two cells.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ __all__ = ["EntropyRates", "entropy_rates", "flux_entropy_rates", "gradient_proj
 
 
 class EntropyRates(eqx.Module):
-    """Entropy production parts at one time (arrays; batched under vmap).
+    r"""Entropy production parts at one time (arrays; batched under vmap).
 
-    ``T_total`` = :math:`T\\dot S^{tot}` (length²/time²), ``T_system``, ``T_bath`` (their sum
-    approximates ``T_total`` to discretisation error), ``v2_sq`` (:math:`v_2^2`),
+    ``T_total`` = $T\dot S^{tot}$ (length²/time²), ``T_system``, ``T_bath`` (their sum
+    approximates ``T_total`` to discretisation error), ``v2_sq`` ($v_2^2$),
     ``housekeeping`` (``T_total - v2_sq``), ``cg_residual`` (relative residual of the Poisson
     solve; 0 in 1D).
     """
@@ -52,13 +52,13 @@ def _face_density(grid, p, k):
 
 def gradient_projection(grid: Grid, p, fluxes, tol: float = 1e-11, maxiter: int = 4000,
                         floor: float = 1e-12):
-    """:math:`v_2^2 = \\min_\\phi \\int\\|\\nabla\\phi\\|^2P` s.t. :math:`\\nabla\\cdot(P\\nabla\\phi) = \\nabla\\cdot J`.
+    r"""$v_2^2 = \min_\phi \int\|\nabla\phi\|^2P$ s.t. $\nabla\cdot(P\nabla\phi) = \nabla\cdot J$.
 
     Args:
-        grid, p: :class:`~jaxsa.fokker_planck.Grid` and density (shape ``grid.n``).
-        fluxes: tuple of interior-face fluxes :math:`J = \\nu P` per axis.
+        grid, p: [`Grid`][jaxsa.fokker_planck.Grid] and density (shape ``grid.n``).
+        fluxes: tuple of interior-face fluxes $J = \nu P$ per axis.
         tol, maxiter: conjugate-gradient stopping rule; ``floor``: weights are
-            :math:`\\max(P_{face}, 0) + floor\\cdot\\max P` (keeps the operator definite where
+            $\max(P_{face}, 0) + floor\cdot\max P$ (keeps the operator definite where
             P ≈ 0, also when an explicit solve left round-off negatives of order ``atol``).
             At 128² (rotational OU, see ``tests/test_thermo.py``) Jacobi-preconditioned CG
             reaches a relative residual of 1e-10 in about 0.1 s.
@@ -97,7 +97,7 @@ def gradient_projection(grid: Grid, p, fluxes, tol: float = 1e-11, maxiter: int 
 
 
 def flux_entropy_rates(grid: Grid, p, fluxes, force_faces=None, T=None, **cg) -> EntropyRates:
-    """:class:`EntropyRates` from a density and its face fluxes :math:`J = \\nu P`.
+    r"""[`EntropyRates`][jaxsa.thermo.EntropyRates] from a density and its face fluxes $J = \nu P$.
 
     ``force_faces`` (tuple per axis, normal force component at the faces) and ``T`` are
     needed only for the system/bath split; without them ``T_system`` and ``T_bath`` are NaN.
@@ -118,16 +118,17 @@ def flux_entropy_rates(grid: Grid, p, fluxes, force_faces=None, T=None, **cg) ->
 
 
 def entropy_rates(force, temperature, grid: Grid, p, t, **cg) -> EntropyRates:
-    """Entropy production parts of the Fokker–Planck density ``p`` at time ``t`` (Eqs. 36–39).
+    r"""Entropy production parts of the Fokker–Planck density ``p`` at time ``t`` (Eqs. 36–39).
 
-    ``force(t, x)``, ``temperature(t)`` as in :func:`jaxsa.fokker_planck.solve_fokker_planck`;
+    ``force(t, x)``, ``temperature(t)`` as in [`jaxsa.fokker_planck.solve_fokker_planck`][jaxsa.fokker_planck.solve_fokker_planck];
     fluxes are the Scharfetter–Gummel ones of that solver. Divide by ``temperature(t)`` for
-    :math:`\\dot S`.
+    $\dot S$.
 
-    Example::
-
+    Example:
+        ```python
         r = entropy_rates(force, temp, grid, sol.p[-1], sol.ts[-1])
         r.T_total, r.v2_sq, r.housekeeping
+        ```
     """
     ff = _force_faces(grid, force, t)
     T = temperature(t)
@@ -135,15 +136,15 @@ def entropy_rates(force, temperature, grid: Grid, p, t, **cg) -> EntropyRates:
 
 
 def ou_gaussian_rates(A, T, cov0, t) -> EntropyRates:
-    """Closed form for the Ornstein–Uhlenbeck process :math:`f(x) = Ax`, constant ``T``, from
-    :math:`\\mathcal N(0, \\Sigma_0)` (reference for the grid; any ``d``).
+    r"""Closed form for the Ornstein–Uhlenbeck process $f(x) = Ax$, constant ``T``, from
+    $\mathcal N(0, \Sigma_0)$ (reference for the grid; any ``d``).
 
-    :math:`\\dot\\Sigma = A\\Sigma + \\Sigma A^\\top + 2TI` (solved exactly through the matrix
-    exponential of the vectorised system), :math:`\\nu = Bx`, :math:`B = A + T\\Sigma^{-1}`;
-    :math:`T\\dot S^{tot} = \\mathrm{tr}(B\\Sigma B^\\top)`, :math:`T\\dot S^{bath} = \\mathrm{tr}(A\\Sigma B^\\top)`,
-    :math:`T\\dot S^{sys} = \\tfrac T2\\mathrm{tr}(\\Sigma^{-1}\\dot\\Sigma)`; :math:`v_2^2 = \\mathrm{tr}(S\\Sigma S)`
-    with symmetric :math:`S` solving :math:`S\\Sigma + \\Sigma S = \\dot\\Sigma` (the gradient part
-    :math:`\\nabla\\phi = Sx`). Returns :class:`EntropyRates` (``cg_residual`` 0).
+    $\dot\Sigma = A\Sigma + \Sigma A^\top + 2TI$ (solved exactly through the matrix
+    exponential of the vectorised system), $\nu = Bx$, $B = A + T\Sigma^{-1}$;
+    $T\dot S^{tot} = \mathrm{tr}(B\Sigma B^\top)$, $T\dot S^{bath} = \mathrm{tr}(A\Sigma B^\top)$,
+    $T\dot S^{sys} = \tfrac T2\mathrm{tr}(\Sigma^{-1}\dot\Sigma)$; $v_2^2 = \mathrm{tr}(S\Sigma S)$
+    with symmetric $S$ solving $S\Sigma + \Sigma S = \dot\Sigma$ (the gradient part
+    $\nabla\phi = Sx$). Returns [`EntropyRates`][jaxsa.thermo.EntropyRates] (``cg_residual`` 0).
     """
     A = jnp.asarray(A, jnp.result_type(float))
     d = A.shape[0]

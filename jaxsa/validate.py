@@ -1,19 +1,19 @@
-r"""The theorem at scale: every inequality of SPEC §4 on many random configurations.
+r"""The theorem at scale: every inequality of [spec §4][spec-4] on many random configurations.
 
 Each configuration draws (with an explicit PRNG key, reproducible) 1D Gaussian-mixture data
 with 2–4 components (Dirichlet(2) weights, scales log-uniform in [0.05, 0.5], neighbouring
 means 0.5–4 apart), a schedule from one of four families (by chunk:
-:class:`~jaxsa.families.Interpolated` with λ ~ U[0, 1], :class:`~jaxsa.families.PolarBernstein`
-with random logits and ρ coefficients, :class:`~jaxsa.schedules.VPLinear` with
-β_min ~ U[0.05, 0.5], β_max ~ U[5, 25], :class:`~jaxsa.schedules.VEGeometric` with
+[`Interpolated`][jaxsa.families.Interpolated] with λ ~ U[0, 1], [`PolarBernstein`][jaxsa.families.PolarBernstein]
+with random logits and ρ coefficients, [`VPLinear`][jaxsa.schedules.VPLinear] with
+β_min ~ U[0.05, 0.5], β_max ~ U[5, 25], [`VEGeometric`][jaxsa.schedules.VEGeometric] with
 σ_min ~ U[0.005, 0.05], σ_max ~ U[5, 20]; τ ~ U[0.5, 2]) and a perturbed start, scaled by the
-widest component S of :math:`P_\tau`: a Gaussian :math:`\mathcal N(\mu S, b^2S^2)` with
-μ ~ U[-1, 1] and :math:`b^2` ~ U[0.3, 1.96] (up to just below the χ² threshold 2), a
+widest component S of $P_\tau$: a Gaussian $\mathcal N(\mu S, b^2S^2)$ with
+μ ~ U[-1, 1] and $b^2$ ~ U[0.3, 1.96] (up to just below the χ² threshold 2), a
 two-component mixture (means U[-1, 1]·S, scales U[0.3, 1.2]·S), or a uniform start (centre
 U[-0.5, 0.5]·S, half-width U[0.5, 2]·S). Configurations are vmapped in chunks, written chunk
 by chunk (resumable, like sweeps), computed by the CDF method with error estimates; records
 that miss ``rtol`` are recomputed adaptively (a second pass), and violations are counted with
-the one rule of :func:`jaxsa.relations.violated` among converged records only (the others are
+the one rule of [`jaxsa.relations.violated`][jaxsa.relations.violated] among converged records only (the others are
 counted apart).
 """
 
@@ -59,7 +59,7 @@ def random_config(key):
     """One random configuration as a dict of arrays (vmappable over a batch of keys).
 
     The schedule family is not drawn here: chunk ``i`` uses family ``i % 4``
-    (:data:`FAMILY_NAMES`), so that a compiled evaluator never carries several branches."""
+    (`FAMILY_NAMES`), so that a compiled evaluator never carries several branches."""
     k = jax.random.split(key, 18)
     u = lambda kk, lo, hi, shape=(): jax.random.uniform(kk, shape, minval=lo, maxval=hi)  # noqa: E731
     n_comp = jax.random.randint(k[0], (), 2, K_MAX + 1)
@@ -96,7 +96,7 @@ def _schedule(c, family: int):
 
 
 def _start(c, path):
-    """The perturbed start of configuration ``c`` (a :class:`Start`), scaled by :math:`P_\\tau`."""
+    r"""The perturbed start of configuration ``c`` (a [`Start`][jaxsa.cdf_quadrature.Start]), scaled by $P_\tau$."""
     p_tau = path.marginal(path.tau)
     S = jnp.max(jnp.where(p_tau.weights > 0, p_tau.scales, 0.0))
     kind = c["pert_kind"]
@@ -129,7 +129,7 @@ def _evaluate(settings: Settings, family: int, vmap_size: int = 1):
 
 def violations_of(rec: dict, rtol: float) -> list:
     """Names of the inequalities a record violates beyond ``rtol`` and its own error estimate
-    (the rule of :func:`jaxsa.relations.violated`)."""
+    (the rule of [`jaxsa.relations.violated`][jaxsa.relations.violated])."""
     errs = {k: rec.get(f"{k}_err", 0.0) for k in SCALE_OF}
     return violated(rec, errs, rtol)
 

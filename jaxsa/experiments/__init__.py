@@ -4,8 +4,8 @@ import jax.numpy as jnp
 
 
 def eta_interval(delta_lo, delta_hi, tau, D0):
-    r"""Interval of the response :math:`\eta = \Delta W_1^2/(\tau D_0)` (Eq. 77) given an interval
-    ``[delta_lo, delta_hi]`` of :math:`\Delta W_1` (length units): the image of the interval under
+    r"""Interval of the response $\eta = \Delta W_1^2/(\tau D_0)$ (Eq. 77) given an interval
+    ``[delta_lo, delta_hi]`` of $\Delta W_1$ (length units): the image of the interval under
     the square, 0 at the bottom when it contains 0. Scalars or arrays (traceable); returns
     ``(eta_lo, eta_hi)`` (dimensionless per time)."""
     sq_hi = jnp.maximum(delta_lo**2, delta_hi**2)

@@ -1,40 +1,40 @@
-r"""Fig. 3: the 2D Swiss roll under the cosine, cond-OT and OT schedules (SPEC §7, §5, §3).
+r"""Fig. 3: the 2D Swiss roll under the cosine, cond-OT and OT schedules ([spec §7][spec-7], [§5][spec-5], [§3][spec-3]).
 
-Data :math:`q`: ``n_data`` points of scikit-learn's Swiss roll
-(:func:`sklearn.datasets.make_swiss_roll`), the (x, z) coordinates, centred and divided by their
-overall standard deviation. :math:`P_\tau = \mathcal N(0, I_2)`, τ = 1.
+Data $q$: ``n_data`` points of scikit-learn's Swiss roll
+(`sklearn.datasets.make_swiss_roll`), the (x, z) coordinates, centred and divided by their
+overall standard deviation. $P_\tau = \mathcal N(0, I_2)$, τ = 1.
 
 * **cosine, cond-OT**: the exact forward process of the empirical data
-  (:class:`jaxsa.empirical.EmpiricalPath`); forward samples are exact
-  (:math:`x_t = m_t y + \sigma_t\varepsilon`), the estimated process is the probability-flow ODE
-  with the exact velocity (:func:`transport_particles`). (It memorises: the flow ends on data points.)
-* **OT**: the velocity :math:`u_\theta` learned by OT conditional flow matching
-  (:func:`jaxsa.cfm.train_cfm`, cached by configuration digest); forward samples are the data pushed
-  forward by :math:`u_\theta` (RK4), the estimated process pulls the start back by :math:`u_\theta`.
+  ([`jaxsa.empirical.EmpiricalPath`][jaxsa.empirical.EmpiricalPath]); forward samples are exact
+  ($x_t = m_t y + \sigma_t\varepsilon$), the estimated process is the probability-flow ODE
+  with the exact velocity ([`transport_particles`][jaxsa.empirical.transport_particles]). (It memorises: the flow ends on data points.)
+* **OT**: the velocity $u_\theta$ learned by OT conditional flow matching
+  ([`jaxsa.cfm.train_cfm`][jaxsa.cfm.train_cfm], cached by configuration digest); forward samples are the data pushed
+  forward by $u_\theta$ (RK4), the estimated process pulls the start back by $u_\theta$.
 
-Quantities per schedule (``fig3.json``), for the mean-shift start :math:`\tilde P_\tau = \mathcal
-N(\delta, I)`:
+Quantities per schedule (``fig3.json``), for the mean-shift start $\tilde P_\tau = \mathcal
+N(\delta, I)$:
 
-* ``D0`` :math:`=\chi^2(\tilde P_\tau\|P_\tau) = e^{|\delta|^2} - 1` (Eq. 78, closed form);
-* ``eta`` :math:`= (W_1(q,p) - W_1(P_\tau,\tilde P_\tau))^2/(\tau D_0)` (Eq. 77) with
-  :math:`W_1(P_\tau,\tilde P_\tau) = |\delta|` exactly and :math:`W_1(q, p)` by
-  :func:`jaxsa.w1_point_cloud` between ``n_particles`` data points and the generated cloud;
+* ``D0`` $=\chi^2(\tilde P_\tau\|P_\tau) = e^{|\delta|^2} - 1$ (Eq. 78, closed form);
+* ``eta`` $= (W_1(q,p) - W_1(P_\tau,\tilde P_\tau))^2/(\tau D_0)$ (Eq. 77) with
+  $W_1(P_\tau,\tilde P_\tau) = |\delta|$ exactly and $W_1(q, p)$ by
+  [`jaxsa.w1_point_cloud`][jaxsa.metrics.w1_point_cloud] between ``n_particles`` data points and the generated cloud;
   ``W1_floor`` is the same estimator between the data and the cloud generated from the
   unperturbed start (sampling noise plus model error: η is meaningful only where
-  :math:`|\Delta W_1|` exceeds it);
-* ``delta_W1``, ``delta_W1_se``: :math:`\Delta W_1 = W_1(q,p) - |\delta|` and its bootstrap
+  $|\Delta W_1|$ exceeds it);
+* ``delta_W1``, ``delta_W1_se``: $\Delta W_1 = W_1(q,p) - |\delta|$ and its bootstrap
   standard error (``n_bootstrap`` replicates, both clouds resampled with replacement);
   ``delta_W1_ci95``: ±1.96 SE widened by the half-width of the certified W1 bracket
-  (``W1_0_bracket``); ``eta_ci95``: its image under :math:`\Delta W_1^2/(\tau D_0)`;
-  ``eta_resolved``: whether that interval of :math:`\Delta W_1` excludes 0. The bootstrap does
+  (``W1_0_bracket``); ``eta_ci95``: its image under $\Delta W_1^2/(\tau D_0)$;
+  ``eta_resolved``: whether that interval of $\Delta W_1$ excludes 0. The bootstrap does
   not cover the training seed of the learned OT field;
-* ``c1`` :math:`=\int v_{loss}^2dt` from :math:`W_1(P_t,\tilde P_t)` at t = 0, τ/3, 2τ/3, τ by
-  finite differences, :math:`\sum_k (\Delta W_1)_k^2/(\Delta t_k D_0)` — coarse (three
+* ``c1`` $=\int v_{loss}^2dt$ from $W_1(P_t,\tilde P_t)$ at t = 0, τ/3, 2τ/3, τ by
+  finite differences, $\sum_k (\Delta W_1)_k^2/(\Delta t_k D_0)$ — coarse (three
   intervals; by Cauchy–Schwarz this underestimates the integral for exact W1 values);
-* ``c2`` :math:`=\int v_2^2 dt` and ``entropy_bound`` :math:`=\int T_t\dot S^{tot}_t dt`: equal for
-  these conservative forces (SPEC §3); cosine/cond-OT: stratified Monte Carlo over exact samples
-  (:func:`entropy_production`, 95% CI in ``entropy_bound_ci95``); OT: :math:`\int
-  \mathbb E\|u_\theta\|^2dt` over the pushed-forward data (Simpson in time, no CI); the learned
+* ``c2`` $=\int v_2^2 dt$ and ``entropy_bound`` $=\int T_t\dot S^{tot}_t dt$: equal for
+  these conservative forces ([spec §3][spec-3]); cosine/cond-OT: stratified Monte Carlo over exact samples
+  ([`entropy_production`][jaxsa.empirical.entropy_production], 95% CI in ``entropy_bound_ci95``); OT: $\int
+  \mathbb E\|u_\theta\|^2dt$ over the pushed-forward data (Simpson in time, no CI); the learned
   field is assumed (not checked) to be a gradient, so ``entropy_bound = c2`` there.
 """
 
@@ -63,14 +63,14 @@ SCHEDULES = ("cosine", "cond-ot", "ot")
 
 @dataclasses.dataclass(frozen=True)
 class Fig3Settings:
-    """Static settings of Fig. 3 (defaults: a few minutes on a 2-core CPU, CFM cached).
+    r"""Static settings of Fig. 3 (defaults: a few minutes on a 2-core CPU, CFM cached).
 
     Attributes:
         n_data: Swiss-roll points (the empirical data). noise: generator noise (raw units).
-        n_particles: particles per process and per start. shift: :math:`|\\delta|` of the
+        n_particles: particles per process and per start. shift: $|\delta|$ of the
             mean-shift start (δ along the diagonal). n_entropy, n_time: Monte-Carlo samples per
             stratum and strata. ode_tol: particle ODE tolerance. seed: PRNG/data seed.
-        cfm: :class:`jaxsa.cfm.CFMSettings` of the OT velocity. cache_dir: checkpoint folder
+        cfm: [`jaxsa.cfm.CFMSettings`][jaxsa.cfm.CFMSettings] of the OT velocity. cache_dir: checkpoint folder
             (default ``$JAXSA_CACHE`` or ``~/.cache/jaxsa``).
         n_bootstrap: bootstrap replicates of ΔW1 (both clouds resampled with
             replacement) for its standard error and the 95% interval of η.
@@ -103,7 +103,7 @@ class Fig3Settings:
 
 
 def swiss_roll(n: int, noise: float = 0.5, seed: int = 0) -> np.ndarray:
-    """``(n, 2)`` Swiss roll: (x, z) of :func:`sklearn.datasets.make_swiss_roll`, centred and
+    """``(n, 2)`` Swiss roll: (x, z) of `sklearn.datasets.make_swiss_roll`, centred and
     divided by the overall standard deviation (dimensionless)."""
     from sklearn.datasets import make_swiss_roll
 
@@ -162,7 +162,7 @@ def _ot_forward(model, x0, ts, steps):
 
 
 def _ot_c2(model, x0, tau, steps, n_nodes=13):
-    """:math:`\\int_0^\\tau \\mathbb E\\|u_\\theta(t, x_t)\\|^2dt` along the pushed-forward data (Simpson)."""
+    r"""$\int_0^\tau \mathbb E\|u_\theta(t, x_t)\|^2dt$ along the pushed-forward data (Simpson)."""
     ts = np.linspace(0.0, tau, n_nodes)
     xs = _ot_forward(model, x0, ts, steps)
     rate = np.array([float(jnp.mean(jnp.sum(model.velocity(t, x) ** 2, -1))) for t, x in zip(ts, xs)])

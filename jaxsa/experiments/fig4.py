@@ -1,8 +1,8 @@
-"""The paper's 1D experiment (Sec. IV D, Appendix F; SPEC §7): Fig. 4 and Fig. 5.
+r"""The paper's 1D experiment (Sec. IV D, Appendix F; [spec §7][spec-7]): Fig. 4 and Fig. 5.
 
-Data :math:`q = \\tfrac12 N(\\sqrt{0.35}, 0.3^2) + \\tfrac12 N(-\\sqrt{0.35}, 0.3^2)`, τ = 1, the
+Data $q = \tfrac12 N(\sqrt{0.35}, 0.3^2) + \tfrac12 N(-\sqrt{0.35}, 0.3^2)$, τ = 1, the
 cosine, cond-OT and exact OT schedules, and the four perturbations of Table I. For each
-schedule the four perturbed starts are one batch (:func:`jaxsa.cdf_quadrature.stack_starts`;
+schedule the four perturbed starts are one batch ([`jaxsa.cdf_quadrature.stack_starts`][jaxsa.cdf_quadrature.stack_starts];
 with a quantile method, one ODE system), so the whole figure is three compiled calls.
 Deterministic: no random numbers are drawn. The density snapshots share one grid,
 ``(-6, 6)`` unless ``settings.grid`` says otherwise, so that Fig. 5 compares like with like.
@@ -61,7 +61,7 @@ def with_common_grid(settings: Settings) -> Settings:
 
 
 def batch_of_starts(settings):
-    """The four Table I starts as one batch: a stacked :class:`~jaxsa.cdf_quadrature.Start`
+    """The four Table I starts as one batch: a stacked [`Start`][jaxsa.cdf_quadrature.Start]
     (CDF method) or stacked quantile-node starts (quantile methods)."""
     perts = paper_perturbations()
     if settings.method == "cdf":
@@ -74,13 +74,13 @@ def run_fig4(settings: Settings = Settings(), progress=None, tau: float = 1.0):
     """Compute the 12 reports of Fig. 4.
 
     Args:
-        settings: resolution (:class:`jaxsa.Settings`).
+        settings: resolution ([`jaxsa.Settings`][jaxsa.relations.Settings]).
         progress: optional callable ``progress(message)`` called after each schedule.
         tau: duration τ.
 
     Returns:
-        ``(reports, timing)``: ``reports[schedule]`` is a :class:`Report` batched over
-        the perturbations in :data:`jaxsa.PERTURBATION_NAMES` order; ``timing[schedule]``
+        ``(reports, timing)``: ``reports[schedule]`` is a [`Report`][jaxsa.relations.Report] batched over
+        the perturbations in `jaxsa.PERTURBATION_NAMES` order; ``timing[schedule]``
         holds ``compile_s`` and ``run_s`` (ahead-of-time compilation, then one execution).
     """
     perts = paper_perturbations()

@@ -1,50 +1,49 @@
 r"""Real images (issue 5, item 7): the speed-accuracy relation on scikit-learn's handwritten digits.
 
-Data: the 1,797 8×8 digit images shipped with scikit-learn (:func:`sklearn.datasets.load_digits`,
-no download), flattened to :math:`\mathbb R^{64}` and scaled from the pixel range ``[0, 16]`` to
-``[-1, 1]`` (``x/8 - 1``), as image diffusion models do. :math:`q` is the empirical measure on
-these points, so the forward process (:class:`jaxsa.empirical.EmpiricalPath`) and its velocity are
+Data: the 1,797 8×8 digit images shipped with scikit-learn (`sklearn.datasets.load_digits`,
+no download), flattened to $\mathbb R^{64}$ and scaled from the pixel range ``[0, 16]`` to
+``[-1, 1]`` (``x/8 - 1``), as image diffusion models do. $q$ is the empirical measure on
+these points, so the forward process ([`jaxsa.empirical.EmpiricalPath`][jaxsa.empirical.EmpiricalPath]) and its velocity are
 exact: no network is learned.
 
-For the cond-OT and cosine schedules (τ = 1, :math:`P_\tau = \mathcal N(0, I)` exactly) and two
-perturbed starts, a mean shift :math:`\tilde P_\tau = \mathcal N(\delta, I)` (``|δ| = shift``,
-δ along the diagonal) and a variance change :math:`\tilde P_\tau = \mathcal N(0, s^2 I)`
+For the cond-OT and cosine schedules (τ = 1, $P_\tau = \mathcal N(0, I)$ exactly) and two
+perturbed starts, a mean shift $\tilde P_\tau = \mathcal N(\delta, I)$ (``|δ| = shift``,
+δ along the diagonal) and a variance change $\tilde P_\tau = \mathcal N(0, s^2 I)$
 (``s = std``), it computes
 
-* the estimated process on ``n_samples`` particles per start (:func:`transport_particles`) with
-  common random numbers: the starts are :math:`\varepsilon`, :math:`\varepsilon + \delta` and
-  :math:`s\varepsilon` for the same :math:`\varepsilon \sim \mathcal N(0, I)`;
-* :math:`W_1(P_\tau, \tilde P_\tau)` (``W1_tau``: ott-jax on the start clouds; ``W1_tau_exact``:
-  :math:`|\delta|` and :math:`|1 - s|\,\mathbb E\|Z\|`, the closed forms — a translation and
-  a radial scaling are W1-optimal maps) and :math:`W_1(q, p)` (``W1_0``: ott-jax,
-  :func:`jaxsa.w1_point_cloud`, between the generated clouds of the unperturbed and perturbed
-  starts — the unperturbed flow reproduces :math:`q`);
-* :math:`\eta = (W_1(q,p) - W_1(P_\tau,\tilde P_\tau))^2/(\tau D_0)` (Eq. 77) with both
-  :math:`W_1` s from the same estimator and sample size;
-* :math:`D_0 = \chi^2(\tilde P_\tau\|P_\tau)` in closed form (:func:`chi2_isotropic_gaussian`);
-* ``entropy_bound`` :math:`= \int_0^\tau T_t\dot S_t^{tot}dt = \int \mathbb E_{P_t}\|\nu_t\|^2dt`
-  by stratified Monte Carlo over exact samples (:func:`entropy_production`) with its 95% CI;
-  the forces are conservative, so ``c2`` :math:`=\int v_2^2 dt` is the same number (SPEC §3);
+* the estimated process on ``n_samples`` particles per start ([`transport_particles`][jaxsa.empirical.transport_particles]) with
+  common random numbers: the starts are $\varepsilon$, $\varepsilon + \delta$ and
+  $s\varepsilon$ for the same $\varepsilon \sim \mathcal N(0, I)$;
+* $W_1(P_\tau, \tilde P_\tau)$ (``W1_tau``: ott-jax on the start clouds; ``W1_tau_exact``:
+  $|\delta|$ and $|1 - s|\,\mathbb E\|Z\|$, the closed forms — a translation and
+  a radial scaling are W1-optimal maps) and $W_1(q, p)$ (``W1_0``: ott-jax,
+  [`jaxsa.w1_point_cloud`][jaxsa.metrics.w1_point_cloud], between the generated clouds of the unperturbed and perturbed
+  starts — the unperturbed flow reproduces $q$);
+* $\eta = (W_1(q,p) - W_1(P_\tau,\tilde P_\tau))^2/(\tau D_0)$ (Eq. 77) with both
+  $W_1$ s from the same estimator and sample size;
+* $D_0 = \chi^2(\tilde P_\tau\|P_\tau)$ in closed form ([`chi2_isotropic_gaussian`][jaxsa.empirical.chi2_isotropic_gaussian]);
+* ``entropy_bound`` $= \int_0^\tau T_t\dot S_t^{tot}dt = \int \mathbb E_{P_t}\|\nu_t\|^2dt$
+  by stratified Monte Carlo over exact samples ([`entropy_production`][jaxsa.empirical.entropy_production]) with its 95% CI;
+  the forces are conservative, so ``c2`` $=\int v_2^2 dt$ is the same number ([spec §3][spec-3]);
 * Eq. 77 check: ``eta <= entropy_bound``.
 
 Caveats, stated in the JSON too:
 
 * **Memorisation.** With the exact empirical velocity the flow near ``t = 0`` collapses onto the
   data points: every generated image is a training image (the flow stops at ``t_min`` and the
-  last step is the denoiser :math:`\mathbb E[y|x_{t_{min}}]`). This is the exact process of the
+  last step is the denoiser $\mathbb E[y|x_{t_{min}}]$). This is the exact process of the
   theory, not a trained model.
-* **Same images for both schedules.** The probability-flow map from :math:`P_\tau` to
-  :math:`q` depends on the schedule only through :math:`\sigma_t/m_t` (DDIM coordinates, SPEC
-  §3 Eqs. 33–35), which runs over :math:`[0, \infty)` for cond-OT and cosine alike, so both
+* **Same images for both schedules.** The probability-flow map from $P_\tau$ to
+  $q$ depends on the schedule only through $\sigma_t/m_t$ (DDIM coordinates, [spec §3][spec-3] Eqs. 33–35), which runs over $[0, \infty)$ for cond-OT and cosine alike, so both
   schedules generate the same images from the same start (to the ODE tolerance) and η is the
   same; only the cost of the path, ``entropy_bound``, differs.
-* **Sampling noise of W1 in 64 dimensions.** The empirical :math:`W_1` of ``n`` samples is
-  biased upward (slowly, like :math:`n^{-1/d}`); ``W1_noise_floor`` is :math:`W_1` between two
-  independent ``n``-samples of :math:`q` itself — the size of that bias at this ``n``. η is a
+* **Sampling noise of W1 in 64 dimensions.** The empirical $W_1$ of ``n`` samples is
+  biased upward (slowly, like $n^{-1/d}$); ``W1_noise_floor`` is $W_1$ between two
+  independent ``n``-samples of $q$ itself — the size of that bias at this ``n``. η is a
   difference of two such estimates from common random numbers, so much of that bias cancels;
   the noise that remains is ``delta_W1_se``, a bootstrap over the coupled particles, with
   ``delta_W1_ci95``, ``eta_ci95`` and ``eta_resolved`` (|ΔW₁| > 1.96 SE). ``W1_0_crn`` is the
-  cost of the common-random-number coupling, an upper bound on the sample :math:`W_1`.
+  cost of the common-random-number coupling, an upper bound on the sample $W_1$.
 """
 
 from __future__ import annotations
@@ -78,13 +77,13 @@ PERTURBATIONS = ("mean", "variance")
 
 @dataclasses.dataclass(frozen=True)
 class ImagesSettings:
-    """Settings of the digits experiment (all static).
+    r"""Settings of the digits experiment (all static).
 
     Attributes:
-        schedules: names from :data:`SCHEDULES`.
-        shift: :math:`|\\delta|` of the mean-shift start :math:`\\mathcal N(\\delta, I)`
+        schedules: names from `SCHEDULES`.
+        shift: $|\delta|$ of the mean-shift start $\mathcal N(\delta, I)$
             (pixel units of the [-1, 1] scale). D0 = exp(shift²) - 1.
-        std: :math:`s` of the variance start :math:`\\mathcal N(0, s^2 I)`.
+        std: $s$ of the variance start $\mathcal N(0, s^2 I)$.
         n_samples: particles per start (generated images per start; W1 sample size).
         n_entropy, n_time: Monte-Carlo samples per time stratum and strata for ``entropy_bound``.
         n_data: use the first ``n_data`` images (``None``: all 1,797).
@@ -121,7 +120,7 @@ def load_digits_data(n_data: int | None = None) -> np.ndarray:
 
 
 def _mean_norm_gaussian(d: int) -> float:
-    """:math:`\\mathbb E\\|Z\\|` for :math:`Z\\sim\\mathcal N(0, I_d)`: √2 Γ((d+1)/2)/Γ(d/2)."""
+    r"""$\mathbb E\|Z\|$ for $Z\sim\mathcal N(0, I_d)$: √2 Γ((d+1)/2)/Γ(d/2)."""
     return math.sqrt(2.0) * math.exp(math.lgamma((d + 1) / 2) - math.lgamma(d / 2))
 
 

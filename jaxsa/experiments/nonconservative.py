@@ -1,25 +1,25 @@
-r"""The non-conservative experiment (SPEC §6): a rotational velocity added to a 2D diffusion model.
+r"""The non-conservative experiment ([spec §6][spec-6]): a rotational velocity added to a 2D diffusion model.
 
 Data: an isotropic Gaussian mixture laid along a Swiss-roll spiral; schedule cond-OT, τ = 1, so
-:math:`P_\tau = \mathcal N(0, I)`. For each strength ``g`` the velocity is
-:math:`\nu^g_t = \nu_t + g R\nabla\ln P_t` (R the 90° rotation). Since
-:math:`\nabla\cdot(P R\nabla\ln P) = \nabla\cdot(R\nabla P) = 0` the forward marginals and
-:math:`v_2` do not depend on ``g`` while :math:`T\dot S^{tot} = \int\|\nu^g\|^2P = v_2^2 +
-g^2\int\|\nabla\ln P_t\|^2 P_t` grows; the estimated process, which follows :math:`\nu^g` from the
-perturbed start :math:`\tilde P_\tau = \mathcal N((\delta, 0), I)`, changes with ``g``.
+$P_\tau = \mathcal N(0, I)$. For each strength ``g`` the velocity is
+$\nu^g_t = \nu_t + g R\nabla\ln P_t$ (R the 90° rotation). Since
+$\nabla\cdot(P R\nabla\ln P) = \nabla\cdot(R\nabla P) = 0$ the forward marginals and
+$v_2$ do not depend on ``g`` while $T\dot S^{tot} = \int\|\nu^g\|^2P = v_2^2 +
+g^2\int\|\nabla\ln P_t\|^2 P_t$ grows; the estimated process, which follows $\nu^g$ from the
+perturbed start $\tilde P_\tau = \mathcal N((\delta, 0), I)$, changes with ``g``.
 
 Everything runs on one 2D grid and is vmapped over ``g`` (one compiled computation):
 
-* forward check: the transport solver carries :math:`q` forward with :math:`\nu^g`; its
-  :math:`P_\tau` is compared with the closed form (``forward_error``);
-* estimated process: the transport solver carries :math:`\tilde P_\tau` back to ``t = 0``;
-* :math:`\int T\dot S^{tot}dt` (``entropy_bound``) and :math:`c_2 = \int v_2^2 dt` by the midpoint
-  rule in time on the grid (closed-form :math:`P_t`, :math:`\nu_t`); :math:`v_2^2` of
-  :math:`\nu^g` at a few times by the weighted Poisson projection (:mod:`jaxsa.thermo`);
-* :math:`W_1` in 2D: ott-jax Sinkhorn (:func:`jaxsa.w1_point_cloud`, Euclidean cost) between
+* forward check: the transport solver carries $q$ forward with $\nu^g$; its
+  $P_\tau$ is compared with the closed form (``forward_error``);
+* estimated process: the transport solver carries $\tilde P_\tau$ back to ``t = 0``;
+* $\int T\dot S^{tot}dt$ (``entropy_bound``) and $c_2 = \int v_2^2 dt$ by the midpoint
+  rule in time on the grid (closed-form $P_t$, $\nu_t$); $v_2^2$ of
+  $\nu^g$ at a few times by the weighted Poisson projection ([`jaxsa.thermo`][jaxsa.thermo]);
+* $W_1$ in 2D: ott-jax Sinkhorn ([`jaxsa.w1_point_cloud`][jaxsa.metrics.w1_point_cloud], Euclidean cost) between
   grid-weighted point clouds on the grid coarsened by ``settings.w1_coarsen`` (cell masses
   summed into blocks, supports at block centres), each W₁ by its certified dual bound, η with
-  the certified bracket ``[eta_lower, eta_upper]`` (see :class:`NCSettings`); :math:`D_0` on the
+  the certified bracket ``[eta_lower, eta_upper]`` (see `NCSettings`); $D_0$ on the
   grid. Eq. 77 is checked against ``eta_upper`` (``eq77_holds``).
 """
 
@@ -46,7 +46,7 @@ __all__ = ["NCSettings", "swiss_roll_mixture", "run_nonconservative", "nonconser
 
 @dataclasses.dataclass(frozen=True)
 class NCSettings:
-    """Static settings of the experiment.
+    r"""Static settings of the experiment.
 
     Resolution (measured, ``tests/test_nonconservative.py`` and ``benchmarks/RESULTS.md``): the
     transport is second order but the Swiss-roll components are narrow (s = 0.45, 1.8 cells
@@ -65,10 +65,10 @@ class NCSettings:
             ≤ 1/2 is checked at every stage).
         n_time: midpoint-rule nodes for the time integrals.
         n_v2: times at which v₂² of the rotated field is projected (Poisson solve).
-        shift: mean shift δ of the perturbed start :math:`\\tilde P_\\tau = N((δ, 0), I)`.
+        shift: mean shift δ of the perturbed start $\tilde P_\tau = N((δ, 0), I)$.
         w1_coarsen: block size of the coarse grid for W₁.
         w1_rtol, w1_min_epsilon: target relative accuracy of each W₁ bracket and the smallest
-            ε (relative to the mean distance) of :func:`jaxsa.w1_point_cloud`'s ε-scaling. On
+            ε (relative to the mean distance) of [`jaxsa.w1_point_cloud`][jaxsa.metrics.w1_point_cloud]'s ε-scaling. On
             these grid clouds (many tied distances) Sinkhorn stalls at small ε: the dual
             (Kantorovich) bound converges — within 2e-5 of POT's exact ``emd2`` at 400 points —
             while the rounded plan's cost stays ~3e-3 above. The estimate of each W₁ is therefore
@@ -94,7 +94,7 @@ class NCSettings:
 
 
 def swiss_roll_mixture(n_components: int = 16, scale: float = 0.45) -> GaussianMixture:
-    """A 2D Gaussian mixture along the spiral :math:`r\\propto\\theta`, θ ∈ [1.5π, 4.5π]."""
+    r"""A 2D Gaussian mixture along the spiral $r\propto\theta$, θ ∈ [1.5π, 4.5π]."""
     th = np.linspace(1.5 * np.pi, 4.5 * np.pi, n_components)
     r = 2.2 * th / th[-1]
     means = np.stack([r * np.cos(th), r * np.sin(th)], -1)
@@ -105,7 +105,7 @@ def swiss_roll_mixture(n_components: int = 16, scale: float = 0.45) -> GaussianM
 def _fields(path, t, x):
     """``(ν_t(x), ∇ln P_t(x))`` of the 2D isotropic mixture path, shape of ``x`` each.
 
-    The same formulas as :meth:`jaxsa.DiffusionPath.velocity` and ``.score`` (one posterior
+    The same formulas as [`jaxsa.DiffusionPath.velocity`][jaxsa.forward.DiffusionPath.velocity] and ``.score`` (one posterior
     for both), laid out component-major — ``(K, N)`` arrays over the flattened points — which
     XLA on CPU vectorises several times better than the ``(N, K, 2)`` layout; the transport
     evaluates this at every stage of every step, so it sets the run time of the experiment.
@@ -206,7 +206,7 @@ def run_nonconservative(settings: NCSettings = NCSettings()):
     """Run the sweep over ``settings.gs`` as one vmapped, jitted computation.
 
     Returns ``(out, grid, timing)``: ``out`` a dict of arrays with a leading ``g`` axis
-    (keys as in :func:`nonconservative_records`, plus ``generated_density``), ``timing``
+    (keys as in `nonconservative_records`, plus ``generated_density``), ``timing``
     with ``compile_s`` and ``run_s``.
     """
     s = settings
