@@ -23,7 +23,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from jaxsa.cfm import CFMSettings, data_digest, train_cfm  # noqa: E402
-from jaxsa.experiments.fig3 import _rk4_path, swiss_roll  # noqa: E402
+from jaxsa.experiments.fig3 import rk4_path, swiss_roll  # noqa: E402
 from jaxsa.metrics import w1_point_cloud  # noqa: E402
 
 
@@ -60,7 +60,7 @@ def main(argv=None):
                                                         flush=True))
     t_train = time.perf_counter() - t0
     z = jax.random.normal(jax.random.PRNGKey(7), (a.n, 2))
-    gen = _rk4_path(model, z, 1.0, 0.0, a.rk4)
+    gen = rk4_path(model, z, 1.0, 0.0, a.rk4)
     res = {"settings": dataclasses.asdict(s), "train_s": round(t_train, 1),
            "steps_per_s": round(info["steps_per_s"], 1), "final_loss": round(info["loss"], 4),
            "W1_gen_heldout": round(w1(gen, held), 4)}

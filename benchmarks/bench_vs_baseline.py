@@ -25,13 +25,13 @@ import baseline_numpy  # noqa: E402
 
 import jaxsa  # noqa: E402
 from jaxsa.densities import PERTURBATION_NAMES  # noqa: E402
-from jaxsa.experiments.fig4 import _stacked_starts, paper_paths  # noqa: E402
+from jaxsa.experiments.fig4 import batch_of_starts, paper_paths  # noqa: E402
 
 PAIRS = [("cond-ot", "mean"), ("cosine", "mixture"), ("cond-ot", "uniform")]
 
 
 def jaxsa_run(settings, repeats=5):
-    starts = _stacked_starts(settings)
+    starts = batch_of_starts(settings.quantile_method())
     paths = paper_paths()
     out, per_cfg = {}, []
     for sname in {s for s, _ in PAIRS}:

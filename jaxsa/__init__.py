@@ -30,12 +30,16 @@ from jaxsa.empirical import EmpiricalPath as EmpiricalPath
 from jaxsa.empirical import MCEstimate as MCEstimate
 from jaxsa.empirical import chi2_divergence as chi2_divergence
 from jaxsa.empirical import chi2_isotropic_gaussian as chi2_isotropic_gaussian
-from jaxsa.empirical import entropy_production as entropy_production_mc  # noqa: F401 (d-D Monte Carlo; jaxsa.entropy_production is the path-space one)
+from jaxsa.empirical import dissipation_mc as dissipation_mc  # ∫T Ṡ^tot dt; jaxsa.entropy_production is S^tot
 from jaxsa.empirical import transport_particles as transport_particles
 from jaxsa.flow import ODESettings as ODESettings
 from jaxsa.flow import solve_flow as solve_flow
 from jaxsa.flow import transport as transport
 from jaxsa.forward import DiffusionPath as DiffusionPath
+from jaxsa.processes import AbstractForwardProcess as AbstractForwardProcess
+from jaxsa.processes import AbstractVelocityField as AbstractVelocityField
+from jaxsa.processes import VelocityFunction as VelocityFunction
+from jaxsa.processes import velocity_field as velocity_field
 from jaxsa.metrics import chi2_gaussian_1d as chi2_gaussian_1d
 from jaxsa.metrics import w1_cdf_grid as w1_cdf_grid
 from jaxsa.metrics import w1_gaussian_1d as w1_gaussian_1d
@@ -89,6 +93,7 @@ from jaxsa.pathspace import PathEntropy as PathEntropy
 from jaxsa.pathspace import entropy_production as entropy_production
 from jaxsa.pathspace import path_entropy as path_entropy
 from jaxsa.pathspace import simulate_langevin as simulate_langevin
+from jaxsa.quadrature import gauss_legendre as gauss_legendre
 from jaxsa.speed_limits import SpeedLimit as SpeedLimit
 from jaxsa.speed_limits import observable_speed_sq as observable_speed_sq
 from jaxsa.speed_limits import optimal_observable_gradient as optimal_observable_gradient

@@ -24,6 +24,20 @@ class DivergenceWarning(UserWarning):
     """A quantity of the relations is infinite (e.g. a χ² divergence), so a bound is vacuous."""
 
 
+def as_float(x):
+    """``x`` as a JAX array of the default floating dtype (float64 under ``jax_enable_x64``,
+    float32 otherwise); shape and units unchanged. Python numbers become arrays, so that
+    ``jit``-compiled functions see them as traced values, not static ones."""
+    return jnp.asarray(x, jnp.result_type(float))
+
+
+def format_number(x, spec: str = ".3g") -> str:
+    """Text of a number for an error message: the largest element of ``x`` (a scalar or an
+    array) formatted with the format ``spec``, or ``"<traced>"`` when ``x`` is a tracer (inside
+    ``jit``/``vmap``, where the message is built before the value exists)."""
+    return format(float(jnp.max(x)), spec) if is_concrete(x) else "<traced>"
+
+
 def is_concrete(*trees) -> bool:
     """True when no leaf of ``trees`` is a tracer (so values can be checked in Python)."""
     leaves = jax.tree_util.tree_leaves(trees)

@@ -46,8 +46,9 @@ import numpy as np
 from jax.scipy.special import ndtri
 
 from jaxsa.densities import GaussianMixture, Uniform
+from jaxsa.quadrature import gauss_legendre
 
-__all__ = ["gauss_kronrod", "chi2_divergent"]
+__all__ = ["gauss_kronrod", "panels", "integrate", "chi2_divergent"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -60,9 +61,9 @@ def gauss_kronrod(n: int):
     (zero at the added nodes) those of degree $2n-1$. Computed here in numpy from the
     orthogonality conditions (static, cached).
     """
-    g, _ = np.polynomial.legendre.leggauss(n)
+    g, wg_g = gauss_legendre(n, -1.0, 1.0)
     # E_{n+1}(x) = x^{n+1} + sum_k a_k x^k with int P_n(x) E(x) x^j dx = 0, j = 0..n
-    xq, wq = np.polynomial.legendre.leggauss(2 * n + 4)
+    xq, wq = gauss_legendre(2 * n + 4, -1.0, 1.0)
     pn = np.polynomial.legendre.legval(xq, np.eye(n + 1)[n])
     A = np.array([[np.sum(wq * pn * xq**j * xq**k) for k in range(n + 1)] for j in range(n + 1)])
     b = -np.array([np.sum(wq * pn * xq**j * xq ** (n + 1)) for j in range(n + 1)])
@@ -75,7 +76,6 @@ def gauss_kronrod(n: int):
     rhs = np.zeros(2 * n + 1)
     rhs[0] = 2.0
     wk = np.linalg.solve(V, rhs)
-    _, wg_g = np.polynomial.legendre.leggauss(n)
     wg = np.zeros_like(x)
     for gi, wi in zip(g, wg_g):
         wg[np.argmin(np.abs(x - gi))] = wi
@@ -270,7 +270,7 @@ def chi2_divergent(prior: GaussianMixture, pert):
 
 
 # ---- composite Gauss–Kronrod on sorted edges ---------------------------------------------
-def _panels(edges, order):
+def panels(edges, order):
     """Nodes ``(P, 2n+1)`` and Kronrod / Gauss weights of the composite rule on ``edges``."""
     u, wk, wg = gauss_kronrod(order)
     e = jnp.sort(edges)
@@ -394,7 +394,7 @@ def x_integrals(Pt: GaussianMixture, Ptau: GaussianMixture, pert, velocity, y_br
     hi = jnp.maximum(jnp.max(comp), tails[1])
     span = jnp.linspace(lo, hi, cfg.n_span, dtype=dt)
     brk = jnp.clip(X(y_breaks), lo, hi)
-    nodes, wk, wg = _panels(jnp.concatenate([comp, span, brk]), cfg.order)
+    nodes, wk, wg = panels(jnp.concatenate([comp, span, brk]), cfg.order)
 
     x = nodes
     lpt = log_density(Pt, x)
@@ -455,7 +455,7 @@ def chi2_start(Ptau: GaussianMixture, pert, cfg):
     edges = jnp.concatenate([comp, _component_edges(pert, cfg.n_comp, cfg.comp_z),
                              jnp.linspace(pert.low, pert.high, cfg.n_span, dtype=dt),
                              jnp.linspace(lo, hi, 2 * cfg.n_span, dtype=dt)])
-    nodes, wk, wg = _panels(edges, cfg.order)
+    nodes, wk, wg = panels(edges, cfg.order)
     lp = log_density(Ptau, nodes)
     mid = nodes.shape[1] // 2
     xm = nodes[:, mid:mid + 1]

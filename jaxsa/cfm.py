@@ -34,7 +34,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["CFMSettings", "LearnedVelocity", "VelocityMLP", "compare_1d_ot", "data_digest", "train_cfm"]
+from jaxsa.flow import ODESettings, integrate
+from jaxsa.processes.base import AbstractVelocityField
+from jaxsa.quadrature import gauss_legendre
+
+__all__ = ["CFMSettings", "LearnedVelocity", "VelocityMLP", "compare_1d_ot", "data_digest", "train_cfm",
+           "checkpoint_digest", "ot_coupled_pairs"]
 
 
 _ACTIVATIONS = ("silu", "gelu", "tanh")
@@ -134,13 +139,12 @@ class CFMSettings:
             raise ValueError(f"CFMSettings: `train_dtype` must be 'float32' or 'float64', got {self.train_dtype!r}.")
 
 
-class LearnedVelocity(eqx.Module):
+class LearnedVelocity(AbstractVelocityField):
     r"""A trained velocity field $u_\theta(t, x)$ on ``[0, τ] × R^d`` (forward time).
 
-    Duck-types the path interface used by [`jaxsa.empirical.transport_particles`][jaxsa.empirical.transport_particles]
-    (``tau``, ``dim``, ``has_atoms``, ``velocity``). ``velocity(t, x)``: ``x`` of shape
-    ``(..., d)`` (or ``(...)`` when ``d = 1`` and ``squeeze_1d``), result of the same shape and
-    dtype as ``x`` (the network itself runs in its parameters' dtype).
+    An [`AbstractVelocityField`][jaxsa.processes.base.AbstractVelocityField] on points of shape
+    ``(d,)``: ``velocity(t, x)`` takes ``x`` of shape ``batch + (d,)`` and returns the same shape
+    and dtype as ``x`` (the network itself runs in its parameters' dtype).
     """
 
     params: dict
@@ -148,9 +152,12 @@ class LearnedVelocity(eqx.Module):
     dim: int = eqx.field(static=True)
     width: int = eqx.field(static=True)
     depth: int = eqx.field(static=True)
-    has_atoms: bool = eqx.field(static=True, default=False)
     activation: str = eqx.field(static=True, default="silu")
     time_features: int = eqx.field(static=True, default=8)
+
+    @property
+    def event_shape(self) -> tuple:
+        return (self.dim,)
 
     def velocity(self, t, x):
         net = VelocityMLP(self.dim, self.width, self.depth, self.activation, self.time_features)
@@ -163,8 +170,17 @@ class LearnedVelocity(eqx.Module):
         return self.velocity(t, x[..., None])[..., 0]
 
 
-def _coupled_pairs(key, x0, x1, rel_eps, max_iterations=50):
-    """Draw ``B`` pairs from the entropic OT plan between the minibatches (squared Euclidean)."""
+def ot_coupled_pairs(key, x0, x1, rel_eps, max_iterations=50):
+    r"""Draw ``B`` pairs from the entropic OT plan between two minibatches (squared Euclidean
+    cost): the minibatch coupling of OT-CFM training.
+
+    Args:
+        key: PRNG key of the draws. x0, x1: ``(B, d)`` points (data, prior).
+        rel_eps: entropic regularisation $\epsilon$ relative to the mean cost.
+        max_iterations: Sinkhorn iterations (a small, fixed budget; no implicit differentiation).
+
+    Returns ``(x0[i], x1[j])``: ``B`` pairs drawn from the plan, each ``(B, d)``.
+    """
     from ott.geometry import pointcloud
     from ott.problems.linear import linear_problem
     from ott.solvers.linear import sinkhorn
@@ -198,7 +214,9 @@ def _digest_blob(settings: CFMSettings, data_id: str, dim: int, dtype) -> str:
                        "dtype": str(jnp.dtype(dtype)), "format": _FORMAT}, sort_keys=True)
 
 
-def _digest(settings: CFMSettings, data_id: str, dim: int, dtype) -> str:
+def checkpoint_digest(settings: CFMSettings, data_id: str, dim: int, dtype) -> str:
+    """20 hex digits of the SHA-256 of the training settings, data id, dimension, dtype and
+    checkpoint format: the cache key of a trained model (``cfm-<digest>.msgpack``)."""
     return hashlib.sha256(_digest_blob(settings, data_id, dim, dtype).encode()).hexdigest()[:20]
 
 
@@ -295,7 +313,7 @@ def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings:
         k0, k1, kc, ks = jax.random.split(k, 4)
         x0 = jnp.asarray(sample_data(k0, b)).astype(dtype)
         x1 = jnp.asarray(sample_prior(k1, b)).astype(dtype)
-        x0, x1 = _coupled_pairs(kc, x0, x1, settings.ot_epsilon, settings.sinkhorn_iterations)
+        x0, x1 = ot_coupled_pairs(kc, x0, x1, settings.ot_epsilon, settings.sinkhorn_iterations)
         s = jax.random.uniform(ks, (b,), dtype)
         xt = (1 - s)[:, None] * x0 + s[:, None] * x1
         loss, g = jax.value_and_grad(loss_fn)(p, s, xt, (x1 - x0) / tau)
@@ -361,9 +379,9 @@ def compare_1d_ot(model: LearnedVelocity, ot_path, perturbation=(1.0, 1.0), n_le
     tau = model.tau.astype(dt_)
     u = (jnp.arange(n_levels, dtype=dt_) + 0.5) / n_levels
     z = ndtri(u)
-    g, w = np.polynomial.legendre.leggauss(n_times)
-    ts = jnp.asarray(0.5 * (g + 1), dt_) * tau
-    wt = jnp.asarray(0.5 * w, dt_) * tau
+    g, w = gauss_legendre(n_times)  # on [0, 1], float64
+    ts = jnp.asarray(g, dt_) * tau
+    wt = jnp.asarray(w, dt_) * tau
     x0 = ot_path.data.normal_score_quantile(z)
     x1 = ot_path.prior.normal_score_quantile(z)
     v_exact = (x1 - x0) / tau
@@ -379,17 +397,8 @@ def compare_1d_ot(model: LearnedVelocity, ot_path, perturbation=(1.0, 1.0), n_le
 
     mu, sd = perturbation
     w_start = mu + sd * z  # the perturbed start at t = τ, same levels
-    h = -tau / ode_steps
-
-    def rk4(x, i):
-        t = tau + i * h
-        k1 = model.velocity_1d(t, x)
-        k2 = model.velocity_1d(t + h / 2, x + h / 2 * k1)
-        k3 = model.velocity_1d(t + h / 2, x + h / 2 * k2)
-        k4 = model.velocity_1d(t + h, x + h * k3)
-        return x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4), None
-
-    gen_learned, _ = jax.lax.scan(rk4, w_start, jnp.arange(ode_steps, dtype=dt_))
+    gen_learned = integrate(model.velocity_1d, w_start, tau, jnp.zeros_like(tau), jnp.zeros((1,), dt_),
+                            ODESettings(solver="RK4", fixed_steps=ode_steps))[0][0]
     gen_exact = ot_path.inverse_map(w_start)
     w1_start = jnp.mean(jnp.abs(jnp.sort(w_start) - jnp.sort(x1)))
     D0 = chi2_gaussian_1d(mu, sd, 0.0, 1.0)

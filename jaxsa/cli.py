@@ -21,19 +21,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
-import json
 import os
-import platform
 import sys
-import tempfile
 import time
 
+from jaxsa import results
+from jaxsa.results import (  # noqa: F401 (re-exported: the CLI's cache switches and writers)
+    cache_disabled,
+    compilation_cache_dir,
+    enable_compilation_cache,
+    provenance,
+    save_figure,
+    write_json,
+)
+
 __all__ = ["main"]
-
-#: the folder of JAX's persistent compilation cache in use (set by `main`), or None
-_compilation_cache: str | None = None
-
 
 def _enable_x64():
     import jax
@@ -53,114 +55,7 @@ def _version() -> str:
         return __version__
 
 
-def compilation_cache_dir() -> str:
-    """Where the CLI keeps JAX's persistent compilation cache.
 
-    ``$JAXSA_CACHE/jax`` when ``JAXSA_CACHE`` is set (the folder that also holds the trained
-    OT-CFM networks), otherwise ``$XDG_CACHE_HOME/jaxsa/jax``, by default ``~/.cache/jaxsa/jax``.
-    """
-    root = os.environ.get("JAXSA_CACHE")
-    if not root:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(base, "jaxsa")
-    return os.path.join(root, "jax")
-
-
-def cache_disabled() -> bool:
-    """True when ``JAXSA_NO_CACHE`` is set to anything but ``""``, ``0``, ``false`` or ``no``."""
-    return os.environ.get("JAXSA_NO_CACHE", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def enable_compilation_cache(path: str | None = None) -> str | None:
-    """Turn on JAX's persistent compilation cache in ``path`` (default `compilation_cache_dir`).
-
-    Every compiled program is stored, however small or quick to compile (JAX's defaults skip
-    programs that compile in under a second, which on a CPU are most of them). Must run before
-    the first compilation. Returns the folder, or None (with a note on stderr) when it cannot
-    be created or written, in which case nothing is cached and everything still runs.
-    """
-    import jax
-
-    path = path or compilation_cache_dir()
-    try:
-        os.makedirs(path, exist_ok=True)
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise PermissionError(f"{path} is not writable")
-    except OSError as e:
-        print(f"jaxsa: compilation cache off ({e})", file=sys.stderr)
-        return None
-    jax.config.update("jax_compilation_cache_dir", path)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # no size floor
-    return path
-
-
-def provenance(settings=None, **extra) -> dict:
-    """Versions, device, dtype, settings and host of this run."""
-    import importlib.metadata as md
-
-    import jax
-
-    def version(name):
-        try:
-            return md.version(name)
-        except md.PackageNotFoundError:
-            return None
-
-    dev = jax.devices()[0]
-    out = {
-        "jaxsa": version("jaxsa"),
-        "jax": jax.__version__,
-        "jaxlib": version("jaxlib"),
-        "ott-jax": version("ott-jax"),
-        "diffrax": version("diffrax"),
-        "equinox": version("equinox"),
-        "numpy": version("numpy"),
-        "python": platform.python_version(),
-        "device": {"platform": dev.platform, "kind": getattr(dev, "device_kind", str(dev)),
-                   "count": jax.device_count()},
-        "host": {"machine": platform.machine(), "cpus": os.cpu_count()},
-        "dtype": "float64" if jax.config.jax_enable_x64 else "float32",
-        "compilation_cache": _compilation_cache,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(["jaxsa"] + sys.argv[1:]),
-    }
-    if settings is not None:
-        out["settings"] = dataclasses.asdict(settings)
-    out.update(extra)
-    return out
-
-
-def _atomic_write(path: str, suffix: str, write) -> None:
-    """``write(tmp_path)`` to a temporary file beside ``path``, then rename it onto ``path``:
-    a reader sees either the complete old file, the complete new one, or none."""
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def write_json(path: str, obj) -> None:
-    """Write JSON atomically (temporary file in the same folder, then rename)."""
-
-    def dump(tmp):
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1, allow_nan=True)
-
-    _atomic_write(path, ".json", dump)
-
-
-def _save_figure(draw, path, *args) -> None:
-    """Draw a figure to ``path`` atomically."""
-    _atomic_write(path, ".png", lambda tmp: draw(*args, tmp))
 
 
 def _settings_from_args(args):
@@ -206,8 +101,8 @@ def reproduce_fig4(out_dir: str, settings) -> dict:
         },
     )
     os.makedirs(out_dir, exist_ok=True)
-    _save_figure(plot_fig4, os.path.join(out_dir, "fig4.png"), records, f5)
-    _save_figure(plot_fig5, os.path.join(out_dir, "fig5.png"), f5)
+    save_figure(plot_fig4, os.path.join(out_dir, "fig4.png"), records, f5)
+    save_figure(plot_fig5, os.path.join(out_dir, "fig5.png"), f5)
     prov["timing"]["total_s"] = time.perf_counter() - t_start
     write_json(os.path.join(out_dir, "fig5.json"), {"provenance": prov, **f5})
     write_json(os.path.join(out_dir, "fig4.json"), {"provenance": prov, "records": records})
@@ -247,7 +142,7 @@ def reproduce_nonconservative(out_dir: str, settings) -> dict:
     os.makedirs(out_dir, exist_ok=True)
     dens = {"axis": out["grid_axis"], "data": out["data_density"],
             "generated": out["generated_density"]}
-    _save_figure(plot_nonconservative, os.path.join(out_dir, "nonconservative.png"), records, dens)
+    save_figure(plot_nonconservative, os.path.join(out_dir, "nonconservative.png"), records, dens)
     prov["timing"]["total_s"] = time.perf_counter() - t_start
     write_json(os.path.join(out_dir, "nonconservative.json"), {"provenance": prov, "records": records})
     bar.update(1)
@@ -272,7 +167,7 @@ def reproduce_fig3(out_dir: str, settings=None, fig3_settings=None) -> dict:
     out = fig3.run_fig3(s, progress=lambda name: print(f"fig3: {name} done", file=sys.stderr))
     prov = provenance(s, seeds={"seed": s.seed}, timing=out["timing"], cfm=out["cfm"])
     os.makedirs(out_dir, exist_ok=True)
-    _save_figure(plot_fig3, os.path.join(out_dir, "fig3.png"), out["records"], out["samples"],
+    save_figure(plot_fig3, os.path.join(out_dir, "fig3.png"), out["records"], out["samples"],
                  out["times"])
     write_json(os.path.join(out_dir, "fig3.json"), {"provenance": prov, "records": out["records"]})
     for r in out["records"]:
@@ -305,7 +200,7 @@ def reproduce_images(out_dir: str, settings) -> dict:
     prov = provenance(s, seeds={"seed": s.seed}, timing=doc.pop("timing"))
     doc = {"provenance": prov, **doc}
     os.makedirs(out_dir, exist_ok=True)
-    _save_figure(plot_images, os.path.join(out_dir, "images.png"), doc)
+    save_figure(plot_images, os.path.join(out_dir, "images.png"), doc)
     write_json(os.path.join(out_dir, "images.json"), doc)
     for r in doc["records"]:
         print(f"  {r['schedule']:8s} {r['perturbation']:9s} eta={r['eta']:.4g} "
@@ -381,9 +276,9 @@ def _cmd_sweep(args) -> int:
     def progress(n):
         bar.update(n)
 
-    from jaxsa.sweep import _points
+    from jaxsa.sweep import sweep_points
 
-    bar.total = len(_points(spec)) * len(spec.perturbations)
+    bar.total = len(sweep_points(spec)) * len(spec.perturbations)
     bar.refresh()
     doc = run_sweep(spec, args.out, progress=progress)
     bar.close()
@@ -411,7 +306,7 @@ def _cmd_validate(args) -> int:
     s = run_validation(n=args.n, out_dir=args.out, seed=args.seed, chunk_size=args.chunk_size,
                        rtol=args.rtol, progress=bar.update)
     bar.close()
-    _save_figure(plot_validation, os.path.join(args.out, "validate.png"), s["ratios"], s)
+    save_figure(plot_validation, os.path.join(args.out, "validate.png"), s["ratios"], s)
     print(f"validate: {s['n']} configurations: {s['n_converged']} converged to rtol="
           f"{s['rtol']:g} ({s['n_refined']} after a refined second pass), "
           f"{s['n_not_converged']} not converged, {s['n_divergent_chi2']} with divergent chi^2")
@@ -451,7 +346,7 @@ def _cmd_optimize(args) -> int:
            "curves": curves}
     os.makedirs(args.out, exist_ok=True)
     write_json(os.path.join(args.out, "optimize_schedule.json"), doc)
-    _save_figure(plot_optimized, os.path.join(args.out, "optimize_schedule.png"), curves, res)
+    save_figure(plot_optimized, os.path.join(args.out, "optimize_schedule.png"), curves, res)
     print(f"optimize-schedule: c2 = {res['c2_opt']:.6f} (cosine {res['c2_cosine']:.6f}, cond-OT "
           f"{res['c2_cond_ot']:.6f}, best interpolation {res['c2_interp_best']:.6f} at "
           f"lam={res['lam_interp_best']:.2f}); bounds L^2/tau = {res['length_bound']:.6f} >= "
@@ -520,13 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    global _compilation_cache
     args = build_parser().parse_args(argv)
     # before anything is compiled: the cache must be configured ahead of the first program
     # (`jaxsa benchmark` times the compiler, so it never reads compiled programs from the cache)
-    _compilation_cache = None
+    results.set_compilation_cache(None)
     if not (getattr(args, "no_cache", False) or cache_disabled() or args.command == "benchmark"):
-        _compilation_cache = enable_compilation_cache()
+        results.set_compilation_cache(enable_compilation_cache())
     _enable_x64()
     try:
         return args.func(args)

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import log_ndtr, logsumexp, ndtr
 
-from jaxsa._checks import check
+from jaxsa._checks import check, format_number
 
 __all__ = [
     "Density",
@@ -89,13 +89,13 @@ class GaussianMixture(Density):
         weights = check(
             jnp.abs(jnp.sum(weights) - 1.0) <= 1e-6,
             "GaussianMixture: `weights` must sum to one (got sum "
-            f"{_fmt(jnp.sum(weights))}).",
+            f"{format_number(jnp.sum(weights), '.6g')}).",
             weights,
         )
         scales = check(
             jnp.all(scales > 0) & jnp.all(jnp.isfinite(scales)),
             "GaussianMixture: `scales` (standard deviations) must be finite and > 0; a "
-            f"negative or zero variance is not a density (got {_fmt(jnp.min(scales))}).",
+            f"negative or zero variance is not a density (got {format_number(jnp.min(scales), '.6g')}).",
             scales,
         )
         means = check(jnp.all(jnp.isfinite(means)), "GaussianMixture: `means` must be finite.", means)
@@ -378,9 +378,3 @@ def _normal_score_from_logs(log_cdf, log_sf):
 
     left = log_cdf <= log_sf
     return jnp.where(left, ndtri(jnp.exp(log_cdf)), -ndtri(jnp.exp(log_sf)))
-
-
-def _fmt(x):
-    from jaxsa._checks import is_concrete
-
-    return f"{float(x):.6g}" if is_concrete(x) else "<traced>"

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsa.quadrature import gauss_legendre
+
 __all__ = ["v2_sq", "speed_cost", "w2_sq_to_prior"]
 
 
@@ -49,10 +51,7 @@ def speed_cost(path, n_gauss: int = 64, n_hermite: int = 256):
 
     Differentiable in the schedule's and the data's parameters; vmappable over paths.
     """
-    g, gw = np.polynomial.legendre.leggauss(n_gauss)
-    dt = jnp.result_type(float)
-    ts = 0.5 * (jnp.asarray(g, dt) + 1.0) * path.tau
-    gw = 0.5 * jnp.asarray(gw, dt) * path.tau
+    ts, gw = gauss_legendre(n_gauss, 0.0, path.tau, dtype=jnp.result_type(float))
     v2 = jax.vmap(lambda t: v2_sq(path, t, n_hermite))(ts)
     return jnp.sum(gw * v2), jnp.sum(gw * jnp.sqrt(v2))
 

@@ -1,6 +1,6 @@
 r"""The forward process in $\mathbb R^d$ for empirical data and isotropic Gaussian mixtures
 ([spec §3][spec-3], Eqs. 17, 25, 96–97), the estimated process on particles ([spec §4][spec-4], Eqs. 10–11) and
-Monte-Carlo estimates of $\int T_t\dot S_t^{tot}dt$ and $D_0$ (Eqs. 36, 78).
+Monte-Carlo estimates of the dissipation $\int T_t\dot S_t^{tot}dt$ and of $D_0$ (Eqs. 36, 78).
 
 Data $q = \sum_k w_k \mathcal N(\mu_k, s_k^2 I)$ with $N$ components in
 $\mathbb R^d$; an empirical data set is the case $s_k = 0$ (point masses at the data
@@ -45,7 +45,6 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -53,7 +52,9 @@ import numpy as np
 
 from jaxsa._checks import check, is_concrete
 from jaxsa.densities import GaussianMixture
-from jaxsa.flow import ODESettings, _max_norm
+from jaxsa.flow import ODESettings, integrate
+from jaxsa.processes.base import AbstractForwardProcess
+from jaxsa.quadrature import gauss_legendre
 from jaxsa.schedules import Schedule
 
 __all__ = [
@@ -64,7 +65,7 @@ __all__ = [
     "PathMarginal",
     "chi2_divergence",
     "chi2_isotropic_gaussian",
-    "entropy_production",
+    "dissipation_mc",
     "gaussian_path_c2",
     "transport_particles",
 ]
@@ -80,7 +81,7 @@ def _concrete_array(name, value):
     return np.asarray(value) if is_concrete(value) else None
 
 
-class EmpiricalPath(eqx.Module):
+class EmpiricalPath(AbstractForwardProcess):
     r"""Forward process of a conditional Gaussian path with data in $\mathbb R^d$ ([spec §3][spec-3]).
 
     Args:
@@ -162,6 +163,13 @@ class EmpiricalPath(eqx.Module):
     @property
     def dim(self) -> int:
         return self.points.shape[1]
+
+    @property
+    def event_shape(self) -> tuple:
+        return (self.dim,)
+
+    def singular_at_zero(self) -> bool:
+        return self.has_atoms
 
     @property
     def n_points(self) -> int:
@@ -311,7 +319,7 @@ class EmpiricalPath(eqx.Module):
         v = self.schedule.values(t)
         y = self.sample_data(k1, n)
         m, sig = v.m, v.sigma
-        if jnp.ndim(t):  # one time per sample (used by entropy_production)
+        if jnp.ndim(t):  # one time per sample (used by dissipation_mc)
             m, sig = m[:, None], sig[:, None]
         return m * y + sig * jax.random.normal(k2, y.shape, y.dtype)
 
@@ -391,7 +399,9 @@ def transport_particles(path: EmpiricalPath, x_tau, ts, settings: ODESettings = 
     the training points, not new ones). Save times in ``(0, t_min)`` are refused.
 
     Args:
-        path: [`EmpiricalPath`][jaxsa.empirical.EmpiricalPath].
+        path: a velocity field on points of shape ``(d,)`` (an
+            [`AbstractVelocityField`][jaxsa.processes.base.AbstractVelocityField]: an
+            [`EmpiricalPath`][jaxsa.empirical.EmpiricalPath], a learned field, a wrapped callable).
         x_tau: ``(n, d)`` particles at ``t = τ`` (e.g. samples of a perturbed $\tilde P_\tau$).
         ts: ``(S,)`` save times, decreasing, in ``[0, τ]``.
         settings: [`jaxsa.ODESettings`][jaxsa.flow.ODESettings] (default `PARTICLE_ODE`).
@@ -406,13 +416,15 @@ def transport_particles(path: EmpiricalPath, x_tau, ts, settings: ODESettings = 
         [`ParticleSolution`][jaxsa.empirical.ParticleSolution] with ``xs`` of shape ``(S, n, d)``.
     """
     x_tau = jnp.asarray(x_tau)
-    if x_tau.ndim != 2 or x_tau.shape[1] != path.dim:
-        raise ValueError(f"transport_particles: `x_tau` must be (n, {path.dim}); got {x_tau.shape}.")
+    shape = tuple(path.event_shape)
+    if x_tau.ndim != 2 or (x_tau.shape[1],) != shape:
+        raise ValueError(f"transport_particles: `x_tau` must be (n,) + {shape} (the field's "
+                         f"event shape); got {x_tau.shape}.")
     ts = jnp.asarray(ts, x_tau.dtype)
     if ts.ndim != 1 or ts.shape[0] < 1:
         raise ValueError(f"transport_particles: `ts` must be a non-empty 1D array; got {ts.shape}.")
     tau = path.tau
-    if path.has_atoms:
+    if path.singular_at_zero():
         t_min = 1e-3 * tau if t_min is None else jnp.asarray(t_min, x_tau.dtype)
     else:
         t_min = jnp.zeros((), x_tau.dtype)
@@ -423,35 +435,8 @@ def transport_particles(path: EmpiricalPath, x_tau, ts, settings: ODESettings = 
     ode_ts = jnp.maximum(ts, t_min)
     t_end = ode_ts[-1]
 
-    def field(t, x, args):
-        return path.velocity(t, x)
-
-    solver = getattr(diffrax, settings.solver)()
-    if settings.fixed_steps > 0:
-        controller, dt0 = diffrax.ConstantStepSize(), -(tau - t_end) / settings.fixed_steps
-    else:
-        controller = diffrax.PIDController(rtol=settings.rtol, atol=settings.atol, norm=_max_norm)
-        dt0 = -(tau - t_end) / 64
-    def solve(y0):
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(field), solver, t0=tau, t1=t_end, dt0=dt0, y0=y0,
-            saveat=diffrax.SaveAt(ts=ode_ts), stepsize_controller=controller,
-            max_steps=settings.max_steps, throw=False)
-        return sol.ys, sol.stats["num_accepted_steps"], sol.result == diffrax.RESULTS.successful
-
-    n = x_tau.shape[0]
-    if chunk_size is None or int(chunk_size) >= n:
-        xs, n_steps, success = solve(x_tau)
-    else:
-        if int(chunk_size) < 1:
-            raise ValueError(f"transport_particles: `chunk_size` must be >= 1, got {chunk_size}.")
-        c = int(chunk_size)
-        k = -(-n // c)
-        pad = jnp.concatenate([x_tau, jnp.broadcast_to(x_tau[:1], (k * c - n, path.dim))])
-        ys, steps, oks = jax.lax.map(solve, pad.reshape(k, c, path.dim))
-        xs = jnp.moveaxis(ys, 0, 1).reshape(ts.shape[0], k * c, path.dim)[:, :n]
-        n_steps, success = jnp.max(steps), jnp.all(oks)
-    if path.has_atoms:
+    xs, n_steps, success = integrate(path.velocity, x_tau, tau, t_end, ode_ts, settings, chunk_size)
+    if path.singular_at_zero():
         den = path.posterior_mean(t_end, xs)
         xs = jnp.where((ts == 0)[:, None, None], den, xs)
     return ParticleSolution(ts, xs, n_steps, success, t_end)
@@ -467,13 +452,18 @@ class MCEstimate(NamedTuple):
     ci95: jax.Array
     n: int
     n_time: int = 1
-    rate_t: jax.Array | None = None  # (n_time,) sampled times (entropy production)
+    rate_t: jax.Array | None = None  # (n_time,) stratum centres (dissipation_mc)
     rate: jax.Array | None = None  # (n_time,) per-stratum means of E||ν_t||²
 
 
-def entropy_production(path: EmpiricalPath, key, n: int, n_time: int) -> MCEstimate:
-    r"""$\int_0^\tau T_t\dot S_t^{tot}dt = \int_0^\tau \mathbb E_{P_t}\|\nu_t\|^2 dt$
-    (Eqs. 36, 77; length²/time) by stratified Monte Carlo over exact samples.
+def dissipation_mc(path: EmpiricalPath, key, n: int, n_time: int) -> MCEstimate:
+    r"""The dissipation $\int_0^\tau T_t\dot S_t^{tot}dt = \int_0^\tau \mathbb E_{P_t}\|\nu_t\|^2 dt$
+    (Eqs. 36, 77; length²/time, mobility 1) by stratified Monte Carlo over exact samples.
+
+    This is the entropy production weighted by the temperature at each time, the right-hand
+    side of the speed-accuracy relation Eq. 77 — not the entropy production $S^{tot}$ itself
+    (units of $k_B$; [`jaxsa.entropy_production`][jaxsa.pathspace.entropy_production]). Re-exported as
+    ``jaxsa.dissipation_mc``.
 
     Time is split into ``n_time`` equal strata; in stratum ``j`` each of ``n`` samples draws its
     own uniform time $t \in (t_j, t_{j+1})$ and an exact sample
@@ -491,15 +481,15 @@ def entropy_production(path: EmpiricalPath, key, n: int, n_time: int) -> MCEstim
         [`MCEstimate`][jaxsa.empirical.MCEstimate] (``rate`` holds the per-stratum means, ``rate_t`` the stratum centres).
     """
     if int(n) != n or n < 2:
-        raise ValueError(f"entropy_production: need `n` >= 2 samples per stratum for a standard "
+        raise ValueError(f"dissipation_mc: need `n` >= 2 samples per stratum for a standard "
                          f"error; got {n!r}.")
     if int(n_time) != n_time or n_time < 1:
-        raise ValueError(f"entropy_production: `n_time` must be an integer >= 1; got {n_time!r}.")
-    return _entropy_production(path, key, int(n), int(n_time))
+        raise ValueError(f"dissipation_mc: `n_time` must be an integer >= 1; got {n_time!r}.")
+    return _dissipation_mc(path, key, int(n), int(n_time))
 
 
 @eqx.filter_jit
-def _entropy_production(path, key, n, n_time):
+def _dissipation_mc(path, key, n, n_time):
     tau = path.tau
     dt = path.points.dtype
     kt, kx = jax.random.split(key)
@@ -588,11 +578,11 @@ def gaussian_path_c2(schedule: Schedule, mean, std, n_nodes: int = 64):
     """
     mean = jnp.atleast_1d(jnp.asarray(mean))
     d = mean.shape[-1]
-    x, w = np.polynomial.legendre.leggauss(n_nodes)
+    x, w = gauss_legendre(n_nodes, dtype=jnp.result_type(float))  # on [0, 1]
     tau = schedule.tau
-    t = 0.5 * tau * (jnp.asarray(x) + 1)
+    t = tau * x
     v = schedule.values(t)
     st2 = v.sigma_sq + v.m**2 * std**2
     dst = (v.sigma_dsigma + v.m * v.dm * std**2) / jnp.sqrt(st2)
     rate = v.dm**2 * jnp.sum(mean**2) + d * dst**2
-    return 0.5 * tau * jnp.sum(jnp.asarray(w) * rate)
+    return tau * jnp.sum(w * rate)

@@ -17,12 +17,14 @@ steps and one while-loop).
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import diffrax
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-__all__ = ["ODESettings", "transport", "solve_flow"]
+__all__ = ["ODESettings", "RK4", "integrate", "transport", "solve_flow", "max_norm"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,12 +53,95 @@ class ODESettings:
                                    fixed_steps=int(self.fixed_steps * factor))
 
 
-def _max_norm(y):
+def max_norm(y):
+    """The largest absolute value over every leaf of the PyTree ``y`` (a scalar, in the units of
+    ``y``): the error norm of the adaptive step controllers, so that every particle of a batch
+    meets the tolerance (``diffrax.PIDController(..., norm=max_norm)``)."""
     return jnp.max(jnp.stack([jnp.max(jnp.abs(leaf)) for leaf in jax.tree_util.tree_leaves(y)]))
 
 
+class RK4(diffrax.AbstractERK):
+    """The classical fourth-order Runge–Kutta method as a diffrax solver, for equal steps
+    (``ODESettings(solver="RK4", fixed_steps=n)``). Its embedded error estimate (against the
+    midpoint rule) is crude: prefer an adaptive pair (``Tsit5``, ``Dopri8``) for step control."""
+
+    tableau: ClassVar[diffrax.ButcherTableau] = diffrax.ButcherTableau(
+        c=np.array([0.5, 0.5, 1.0]),
+        b_sol=np.array([1 / 6, 1 / 3, 1 / 3, 1 / 6]),
+        b_error=np.array([1 / 6, 1 / 3 - 1.0, 1 / 3, 1 / 6]),
+        a_lower=(np.array([0.5]), np.array([0.0, 0.5]), np.array([0.0, 0.0, 1.0])),
+    )
+    interpolation_cls: ClassVar = diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
+
+    def order(self, terms):
+        return 4
+
+
+def _solver(name: str):
+    return RK4() if name == "RK4" else getattr(diffrax, name)()
+
+
+def integrate(vector_field, y0, t0, t1, ts, settings: ODESettings = ODESettings(),
+              chunk_size: int | None = None):
+    r"""The one probability-flow integrator of jaxsa: $dy/dt = f(t, y)$ from ``t0`` to ``t1``
+    (either direction) by diffrax, saved at the times ``ts``.
+
+    Args:
+        vector_field: ``(t, y) -> dy/dt`` for a PyTree ``y`` whose leaves share a leading
+            particle axis (e.g. positions ``(n,)`` or ``(n, d)``, with log-Jacobians ``(n,)``).
+        y0: the state at ``t0``.
+        t0, t1: start and end times (scalars).
+        ts: ``(S,)`` save times, monotone from ``t0`` towards ``t1``.
+        settings: [`ODESettings`][jaxsa.flow.ODESettings]: an adaptive PID controller whose
+            error norm is the maximum over every particle ([`max_norm`][jaxsa.flow.max_norm]),
+            so every particle meets the tolerance, or ``fixed_steps`` equal steps.
+        chunk_size: if set, the particles are split into chunks of this many (the last one
+            padded with copies of the first particle), each an independent solve with its own
+            step control, run in sequence under ``lax.map``: for 10⁵–10⁶ particles this keeps
+            each state in cache and stops one stiff particle from setting every step.
+
+    Returns:
+        ``(ys, n_steps, success)``: ``ys`` with leaves of shape ``(S,) + leaf.shape``; the
+        number of accepted steps (the largest over chunks) and whether every solve succeeded.
+    """
+    solver = _solver(settings.solver)
+    if settings.fixed_steps > 0:
+        controller, dt0 = diffrax.ConstantStepSize(), (t1 - t0) / settings.fixed_steps
+    else:
+        controller = diffrax.PIDController(rtol=settings.rtol, atol=settings.atol, norm=max_norm)
+        dt0 = (t1 - t0) / 64
+
+    def solve(y):
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(lambda t, y, args: vector_field(t, y)), solver, t0=t0, t1=t1,
+            dt0=dt0, y0=y, saveat=diffrax.SaveAt(ts=ts), stepsize_controller=controller,
+            max_steps=settings.max_steps, throw=False)
+        return sol.ys, sol.stats["num_accepted_steps"], sol.result == diffrax.RESULTS.successful
+
+    n = jax.tree_util.tree_leaves(y0)[0].shape[0]
+    if chunk_size is None or int(chunk_size) >= n:
+        return solve(y0)
+    if int(chunk_size) < 1:
+        raise ValueError(f"integrate: `chunk_size` must be >= 1, got {chunk_size}.")
+    c = int(chunk_size)
+    k = -(-n // c)
+
+    def split(a):
+        pad = jnp.broadcast_to(a[:1], (k * c - n,) + a.shape[1:])
+        return jnp.concatenate([a, pad]).reshape((k, c) + a.shape[1:])
+
+    ys, steps, oks = jax.lax.map(solve, jax.tree.map(split, y0))
+
+    def join(a):  # (k, S, c, ...) -> (S, n, ...)
+        a = jnp.moveaxis(a, 0, 1)
+        return a.reshape((a.shape[0], k * c) + a.shape[3:])[:, :n]
+
+    return jax.tree.map(join, ys), jnp.max(steps), jnp.all(oks)
+
+
 def solve_flow(velocity_and_divergence, tau, x_tau, ts, settings: ODESettings = ODESettings()):
-    r"""Integrate $dx/dt = \nu_t(x)$ from ``t = tau`` back through the times ``ts``.
+    r"""Integrate $dx/dt = \nu_t(x)$ with its log-Jacobian from ``t = tau`` back through the
+    times ``ts`` (by [`integrate`][jaxsa.flow.integrate]).
 
     Args:
         velocity_and_divergence: ``(t, x) -> (ν_t(x), ∂_x ν_t(x))`` for 1D points ``x`` of
@@ -71,53 +156,26 @@ def solve_flow(velocity_and_divergence, tau, x_tau, ts, settings: ODESettings = 
         and $\ln \partial x_t/\partial x_\tau$ at ``ts``, and a dict with the number of
         accepted steps and a success flag.
     """
-
-    def field(t, y, args):
-        x, _ = y
-        v, div = velocity_and_divergence(t, x)
-        return v, div
-
-    solver = getattr(diffrax, settings.solver)()
-    if settings.fixed_steps > 0:
-        controller = diffrax.ConstantStepSize()
-        dt0 = -tau / settings.fixed_steps
-    else:
-        controller = diffrax.PIDController(rtol=settings.rtol, atol=settings.atol, norm=_max_norm)
-        dt0 = -tau / 64
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(field),
-        solver,
-        t0=tau,
-        t1=jnp.zeros_like(tau),
-        dt0=dt0,
-        y0=(x_tau, jnp.zeros_like(x_tau)),
-        saveat=diffrax.SaveAt(ts=ts),
-        stepsize_controller=controller,
-        max_steps=settings.max_steps,
-        throw=False,
-    )
-    x, log_jac = sol.ys
+    (x, log_jac), n_steps, success = integrate(
+        lambda t, y: velocity_and_divergence(t, y[0]), (x_tau, jnp.zeros_like(x_tau)), tau,
+        jnp.zeros_like(tau), ts, settings)
     v = jax.vmap(lambda t, xx: velocity_and_divergence(t, xx)[0])(ts, x)
-    stats = {
-        "num_steps": sol.stats["num_accepted_steps"],
-        "success": sol.result == diffrax.RESULTS.successful,
-    }
-    return x, v, log_jac, stats
+    return x, v, log_jac, {"num_steps": n_steps, "success": success}
 
 
 def transport(path, x_tau, ts, settings: ODESettings = ODESettings()):
-    """Flow of the path's velocity field from ``t = τ`` to the times ``ts`` (decreasing).
+    """Flow of a 1D velocity field (an
+    [`AbstractVelocityField`][jaxsa.processes.base.AbstractVelocityField]) from ``t = τ`` to the
+    times ``ts`` (decreasing).
 
-    Uses the path's exact flow when it has one ([`jaxsa.OTPath`][jaxsa.ot_schedule.OTPath]) and the diffrax
-    probability-flow ODE otherwise (any path with ``velocity(t, x)``). Returns
-    ``(x, v, log_jac, stats)`` as [`solve_flow`][jaxsa.flow.solve_flow].
+    Uses the field's exact flow where it has one (``exact_flow`` is not ``None``, e.g.
+    [`jaxsa.OTPath`][jaxsa.ot_schedule.OTPath]) and the diffrax probability-flow ODE otherwise.
+    Returns ``(x, v, log_jac, stats)`` as [`solve_flow`][jaxsa.flow.solve_flow].
     """
-    if hasattr(path, "flow"):
-        x, v, log_jac = path.flow(x_tau, ts)
+    exact = path.exact_flow(x_tau, ts)
+    if exact is not None:
+        x, v, log_jac = exact
         stats = {"num_steps": jnp.zeros((), jnp.int32), "success": jnp.ones((), bool)}
         return x, v, log_jac, stats
 
-    def vd(t, x):
-        return jax.jvp(lambda y: path.velocity(t, y), (x,), (jnp.ones_like(x),))
-
-    return solve_flow(vd, path.tau, x_tau, ts, settings)
+    return solve_flow(path.velocity_and_divergence, path.tau, x_tau, ts, settings)

@@ -52,12 +52,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsa._banded import Tridiagonal1D
-from jaxsa._checks import check, is_concrete
+from jaxsa._checks import check, format_number, is_concrete
+from jaxsa.quadrature import gauss_legendre
 from jaxsa.schedules import check_schedule
 
 __all__ = [
     "Grid", "FPSettings", "FPSolution", "TransportSolution", "sg_fluxes", "divergence",
     "solve_fokker_planck", "schedule_fokker_planck", "solve_transport", "transport_fluxes",
+    "adjacent_pairs", "field_at_faces",
 ]
 
 
@@ -150,7 +152,10 @@ def _bernoulli_coefficient(f, T, dx):
     return jnp.where(pos, sg, jnp.maximum(-f, 0.0))
 
 
-def _pairs(p, axis):
+def adjacent_pairs(p, axis: int):
+    """``(left, right)``: the values of ``p`` on either side of each interior face normal to
+    ``axis`` — ``p`` without its last, and without its first, slice along ``axis`` (shape of ``p``
+    with ``n - 1`` along ``axis``, units of ``p``)."""
     n = p.shape[axis]
     return (jax.lax.slice_in_dim(p, 0, n - 1, axis=axis), jax.lax.slice_in_dim(p, 1, n, axis=axis))
 
@@ -168,7 +173,7 @@ def sg_fluxes(grid: Grid, p, force_faces, T):
     """
     out = []
     for k in range(grid.dim):
-        left, right = _pairs(p, k)
+        left, right = adjacent_pairs(p, k)
         f = force_faces[k]
         out.append(f * left + _bernoulli_coefficient(f, T, grid.dx[k]) * (left - right))
     return tuple(out)
@@ -182,13 +187,17 @@ def divergence(grid: Grid, fluxes):
         pad = [(0, 0)] * J.ndim
         pad[k] = (1, 1)
         Jp = jnp.pad(J, pad)
-        a, b = _pairs(Jp, k)
+        a, b = adjacent_pairs(Jp, k)
         div = div + (b - a) / grid.dx[k]
     return div
 
 
-def _force_faces(grid, force, t):
-    return tuple(grid.face_component(force(t, grid.face_points(k)), k) for k in range(grid.dim))
+def field_at_faces(grid: Grid, field, t):
+    """Normal components of the vector field ``field(t, x)`` (a force or a velocity, length/time)
+    at the interior faces: a tuple with, per axis ``k``, the component ``k`` at
+    ``grid.face_points(k)`` (the ``force_faces`` of [`sg_fluxes`][jaxsa.fokker_planck.sg_fluxes],
+    the ``vel_faces`` of [`transport_fluxes`][jaxsa.fokker_planck.transport_fluxes])."""
+    return tuple(grid.face_component(field(t, grid.face_points(k)), k) for k in range(grid.dim))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,10 +300,10 @@ def solve_fokker_planck(force, temperature, grid: Grid, p0, ts,
     probe = jnp.concatenate([ts, jnp.linspace(ts[0], ts[-1], 129)])
     Ts = jax.vmap(lambda t: jnp.asarray(temperature(t), ts.dtype))(probe)
     p0 = check(jnp.all(Ts >= 0), f"{name}: negative temperature T_t on [ts[0], ts[-1]] (min "
-               f"{_fmt(jnp.min(Ts))} at t = {_fmt_at(probe, Ts)}); the temperature must be >= 0.",
+               f"{format_number(jnp.min(Ts))} at t = {_fmt_at(probe, Ts)}); the temperature must be >= 0.",
                p0)
     # the end points must be regular (singular schedules: see schedule_fokker_planck)
-    ff = [jax.vmap(lambda t: _force_faces(grid, force, t)[k])(jnp.stack([ts[0], ts[-1]])) for k in range(grid.dim)]
+    ff = [jax.vmap(lambda t: field_at_faces(grid, force, t)[k])(jnp.stack([ts[0], ts[-1]])) for k in range(grid.dim)]
     ok = jnp.all(jnp.isfinite(Ts)) & jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in ff]))
     p0 = check(ok, f"{name}: force or temperature is not finite on [ts[0], ts[-1]] (a "
                "singular end point such as m_t = 0?); use schedule_fokker_planck.", p0)
@@ -305,7 +314,7 @@ def solve_fokker_planck(force, temperature, grid: Grid, p0, ts,
 def _check_boundary(grid, p0, settings, name):
     bm = boundary_mass(grid, p0)
     return check(bm <= settings.mass_tol, f"{name}: the grid does not hold the mass: "
-                 f"{_fmt(bm)} of the initial density lies in the boundary cells (> mass_tol = "
+                 f"{format_number(bm)} of the initial density lies in the boundary cells (> mass_tol = "
                  f"{settings.mass_tol:g}); widen the grid.", p0)
 
 
@@ -314,7 +323,7 @@ def _check_solution(grid, sol, settings, name):
               f"{settings.max_steps} exhausted: problem too stiff for solver, or grid too fine).",
               sol.p)
     p = check(sol.boundary_mass <= settings.mass_tol,
-              f"{name}: the grid does not hold the mass: {_fmt(sol.boundary_mass)} lies in the "
+              f"{name}: the grid does not hold the mass: {format_number(sol.boundary_mass)} lies in the "
               f"boundary cells (> mass_tol = {settings.mass_tol:g}); widen the grid.", p)
     return eqx.tree_at(lambda s: s.p, sol, p)
 
@@ -337,7 +346,7 @@ def _solve_fp_jit(force, temperature, grid, p0, ts, settings):
 
 def _solve_fp(force, temperature, grid, p0, ts, settings):
     def rhs(t, p, args):
-        return -divergence(grid, sg_fluxes(grid, p, _force_faces(grid, force, t), temperature(t)))
+        return -divergence(grid, sg_fluxes(grid, p, field_at_faces(grid, force, t), temperature(t)))
 
     solver = _ode_solver(settings.solver, grid)
     scale = jnp.max(p0)
@@ -384,11 +393,11 @@ def _schedule_fp_jit(schedule, grid, p0, ts, settings):
     tau = schedule.tau
     v_end = schedule.values(ts[-1])
     singular = jnp.abs(v_end.m) < 1e-12  # m_tau = 0 up to round-off (cosine: cos(pi/2))
-    gx, gw = (jnp.asarray(a, ts.dtype) for a in np.polynomial.legendre.leggauss(128))
+    gx, gw = gauss_legendre(128, dtype=ts.dtype)  # on [0, 1]
 
     def s_of(t):  # s(t) = int_{t0}^t dt'/m_t' (Gauss-Legendre; used where m > 0)
-        nodes = ts[0] + 0.5 * (t - ts[0]) * (gx + 1)
-        return 0.5 * (t - ts[0]) * jnp.sum(gw / schedule.values(nodes).m)
+        nodes = ts[0] + (t - ts[0]) * gx
+        return (t - ts[0]) * jnp.sum(gw / schedule.values(nodes).m)
 
     t_a = ts[0] + (1 - 1e-3) * (ts[-1] - ts[0])
     # m_t ~ |dm_end| (t_end - t) near a singular end: tau - t decays like exp(-|dm_end| s)
@@ -456,7 +465,7 @@ def _mc_slope(p, axis):
     pad = [(0, 0)] * p.ndim
     pad[axis] = (1, 1)
     pp = jnp.pad(p, pad, mode="edge")
-    a, b = _pairs(pp, axis)  # consecutive padded cells
+    a, b = adjacent_pairs(pp, axis)  # consecutive padded cells
     n = p.shape[axis]
     dl = jax.lax.slice_in_dim(b - a, 0, n, axis=axis)
     dr = jax.lax.slice_in_dim(b - a, 1, n + 1, axis=axis)
@@ -471,8 +480,8 @@ def transport_fluxes(grid: Grid, p, vel_faces):
     for k in range(grid.dim):
         s = _mc_slope(p, k)
         plus, minus = p + 0.5 * s, p - 0.5 * s  # right and left edge values of each cell
-        left, _ = _pairs(plus, k)
-        _, right = _pairs(minus, k)
+        left, _ = adjacent_pairs(plus, k)
+        _, right = adjacent_pairs(minus, k)
         v = vel_faces[k]
         out.append(jnp.maximum(v, 0.0) * left + jnp.minimum(v, 0.0) * right)
     return tuple(out)
@@ -508,9 +517,9 @@ def solve_transport(velocity, grid: Grid, p_start, t_start, t_end, n_steps: int,
     p_start = check(jnp.all(p_start >= 0), "solve_transport: `p_start` must be non-negative.", p_start)
     sol = _transport_jit(velocity, grid, p_start, t_start, t_end, n_steps, save_every)
     p = check(sol.max_cfl <= cfl_max, f"solve_transport: time step too coarse for stability: CFL "
-              f"{_fmt(sol.max_cfl)} > cfl_max = {cfl_max:g}; increase `n_steps`.", sol.p)
+              f"{format_number(sol.max_cfl)} > cfl_max = {cfl_max:g}; increase `n_steps`.", sol.p)
     p = check(sol.boundary_mass <= mass_tol, f"solve_transport: the grid does not hold the mass: "
-              f"{_fmt(sol.boundary_mass)} lies in the boundary cells at a saved time (> mass_tol = "
+              f"{format_number(sol.boundary_mass)} lies in the boundary cells at a saved time (> mass_tol = "
               f"{mass_tol:g}); widen the grid.", p)
     return eqx.tree_at(lambda s: s.p, sol, p)
 
@@ -524,7 +533,7 @@ def _transport_jit(velocity, grid, p_start, t_start, t_end, n_steps, save_every)
     sgn = jnp.sign(dt)  # upwind along the direction of travel (backward runs reverse v)
 
     def vfaces(t):
-        return _force_faces(grid, velocity, t)
+        return field_at_faces(grid, velocity, t)
 
     def rate(v, p):
         return -sgn * divergence(grid, transport_fluxes(grid, p, tuple(sgn * a for a in v)))
@@ -560,10 +569,6 @@ def _transport_jit(velocity, grid, p_start, t_start, t_end, n_steps, save_every)
                              mass_error=jnp.max(jnp.abs(mass - mass[0])),
                              min_density=jnp.min(p) / jnp.max(p_start),
                              boundary_mass=jnp.max(boundary_mass(grid, p)))
-
-
-def _fmt(x):
-    return f"{float(jnp.max(x)):.3g}" if is_concrete(x) else "<traced>"
 
 
 def _fmt_at(times, values):

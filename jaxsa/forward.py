@@ -28,12 +28,13 @@ import jax
 import jax.numpy as jnp
 
 from jaxsa.densities import GaussianMixture
-from jaxsa.schedules import Schedule
+from jaxsa.processes.base import AbstractForwardProcess
+from jaxsa.schedules import Schedule, check_schedule
 
 __all__ = ["DiffusionPath"]
 
 
-class DiffusionPath(eqx.Module):
+class DiffusionPath(AbstractForwardProcess):
     """Forward process of a diffusion model: schedule + Gaussian-mixture data.
 
     Args:
@@ -51,11 +52,31 @@ class DiffusionPath(eqx.Module):
     def tau(self):
         return self.schedule.tau
 
+    @property
+    def event_shape(self) -> tuple:
+        return () if self.data.means.ndim == 1 else (self.data.dim,)
+
     def marginal(self, t) -> GaussianMixture:
         """$P_t$ as a Gaussian mixture (Eqs. 17, 25)."""
         v = self.schedule.values(t)
         var = v.sigma_sq + v.m**2 * self.data.scales**2
         return GaussianMixture.unchecked(self.data.weights, v.m * self.data.means, jnp.sqrt(var))
+
+    def end_marginal(self) -> GaussianMixture:
+        r"""$P_\tau$; a single Gaussian $\mathcal N(0, \sigma_\tau^2 I)$ where the schedule ends
+        at $m_\tau = 0$ by construction (``schedule.ends_at_noise``): every component is then
+        the same, and one component is exact and cheaper (closed-form quantiles)."""
+        p = self.marginal(self.tau)
+        if not type(self.schedule).ends_at_noise:
+            return p
+        dt = p.means.dtype
+        return GaussianMixture.unchecked(jnp.ones(1, dt), jnp.zeros((1,) + p.means.shape[1:], dt),
+                                         p.scales[:1])
+
+    def checked(self) -> "DiffusionPath":
+        """This path with its schedule's values checked (see
+        [`check_schedule`][jaxsa.schedules.check_schedule]; under ``jit`` at run time)."""
+        return eqx.tree_at(lambda p: p.schedule, self, check_schedule(self.schedule))
 
     def log_density(self, t, x):
         r"""$\ln P_t(x)$, shape ``batch``."""
@@ -104,11 +125,6 @@ class DiffusionPath(eqx.Module):
         r"""Velocity field $\nu_t(x)$ (Eqs. 1, 96; length/time), shape of ``x``."""
         v, mean_y, score = self._posterior(t, x)
         return v.dm * mean_y - v.sigma_dsigma * score
-
-    def velocity_and_divergence(self, t, x):
-        r"""$(\nu_t(x), \partial_x \nu_t(x))$ for 1D points ``x`` of any batch shape."""
-        x = jnp.asarray(x)
-        return jax.jvp(lambda y: self.velocity(t, y), (x,), (jnp.ones_like(x),))
 
     def normal_score_quantile(self, t, z):
         r"""$F_{P_t}^{-1}(\Phi(z))$ (1D)."""

@@ -35,18 +35,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsa._checks import check, is_concrete, warn_if_float32
+from jaxsa._checks import check, format_number, is_concrete, warn_if_float32
 from jaxsa.fokker_planck import (
     FPSettings,
     Grid,
-    _force_faces,
     boundary_mass,
     divergence,
+    field_at_faces,
     schedule_fokker_planck,
     sg_fluxes,
     transport_fluxes,
 )
 from jaxsa.forward import DiffusionPath
+from jaxsa.quadrature import gauss_legendre
 
 __all__ = ["GridSettings", "GridReport", "speed_accuracy_grid", "cell_averages", "abs_integral"]
 
@@ -144,11 +145,6 @@ def abs_integral(d, dx):
     return jnp.sum(seg, -1) * dx
 
 
-def _time_nodes(n_gauss):
-    g, w = np.polynomial.legendre.leggauss(n_gauss)
-    return 0.5 * (g + 1.0), 0.5 * w
-
-
 def _step_layout(frac_nodes, n_steps):
     """Backward steps from τ to 0 (fractions of τ) with every node a step boundary.
 
@@ -208,9 +204,9 @@ def speed_accuracy_grid(path: DiffusionPath, perturbation, settings: GridSetting
     pt = check(jnp.all(pt >= 0), "speed_accuracy_grid: the perturbation must be non-negative.", pt)
     bm = boundary_mass(grid, pt)
     pt = check(bm <= s.fp.mass_tol, f"speed_accuracy_grid: the grid does not hold the mass of "
-               f"the perturbation: {_fmt(bm)} lies in the boundary cells (> mass_tol = "
+               f"the perturbation: {format_number(bm)} lies in the boundary cells (> mass_tol = "
                f"{s.fp.mass_tol:g}); widen `x_range`.", pt)
-    frac, _ = _time_nodes(s.n_gauss)
+    frac, _ = gauss_legendre(s.n_gauss)
     tau = path.tau
     ts = jnp.concatenate([jnp.zeros(1), jnp.asarray(frac) * tau, jnp.ones(1) * tau])
     fp = schedule_fokker_planck(path.schedule, grid, q0, ts, s.fp)
@@ -218,15 +214,15 @@ def speed_accuracy_grid(path: DiffusionPath, perturbation, settings: GridSetting
     if n_steps is None:
         if not is_concrete(path):
             raise ValueError("speed_accuracy_grid: set `settings.n_steps` when `path` is traced.")
-        speed = jax.jit(jax.vmap(lambda t: jnp.max(jnp.abs(_force_faces(grid, path.velocity, t)[0]))))
+        speed = jax.jit(jax.vmap(lambda t: jnp.max(jnp.abs(field_at_faces(grid, path.velocity, t)[0]))))
         vmax = float(jnp.max(speed(jnp.linspace(0.0, 1.0, 65) * tau)))
         n_steps = int(np.ceil(vmax * float(tau) / grid.dx[0] / s.cfl))
     rep = _grid_jit(path, grid, fp.p, fp.num_steps, fp.endpoint_jump, fp.mass_error, pt, s, n_steps)
     p = check(rep.max_cfl <= 0.5, f"speed_accuracy_grid: transport step too coarse for stability "
-              f"(CFL {_fmt(rep.max_cfl)} > 1/2); lower `settings.cfl` or raise `n_steps`.",
+              f"(CFL {format_number(rep.max_cfl)} > 1/2); lower `settings.cfl` or raise `n_steps`.",
               rep.generated_density)
     p = check(rep.boundary_mass <= s.fp.mass_tol, f"speed_accuracy_grid: the grid does not hold "
-              f"the mass of the estimated process: {_fmt(rep.boundary_mass)} reaches the boundary "
+              f"the mass of the estimated process: {format_number(rep.boundary_mass)} reaches the boundary "
               f"cells (> mass_tol = {s.fp.mass_tol:g}); widen `x_range`.", p)
     return eqx.tree_at(lambda r: r.generated_density, rep, p)
 
@@ -236,7 +232,7 @@ def _grid_jit(path, grid, P, fp_steps, jump, fp_mass_error, pt_tau, s: GridSetti
     dtype = P.dtype
     tau = path.tau
     dx = grid.dx[0]
-    frac, gw = _time_nodes(s.n_gauss)
+    frac, gw = gauss_legendre(s.n_gauss)
     tg = jnp.asarray(frac, dtype) * tau
     gw = jnp.asarray(gw, dtype) * tau
     pt_tau = pt_tau / (jnp.sum(pt_tau) * dx)  # unit mass on the grid
@@ -247,7 +243,7 @@ def _grid_jit(path, grid, P, fp_steps, jump, fp_mass_error, pt_tau, s: GridSetti
     sch = path.schedule
 
     def fp_flux(t, p):
-        return sg_fluxes(grid, p, _force_faces(grid, sch.force, t), sch.temperature(t))[0]
+        return sg_fluxes(grid, p, field_at_faces(grid, sch.force, t), sch.temperature(t))[0]
 
     J = jax.vmap(fp_flux)(tg, Pg)
     Pface = 0.5 * (Pg[:, 1:] + Pg[:, :-1])
@@ -257,7 +253,7 @@ def _grid_jit(path, grid, P, fp_steps, jump, fp_mass_error, pt_tau, s: GridSetti
     starts, lengths, land = _step_layout(frac, n_steps)
 
     def vfaces(t):
-        return _force_faces(grid, path.velocity, t)
+        return field_at_faces(grid, path.velocity, t)
 
     def rate(t, p):  # -div(v P), upwinded along -v: the direction of travel backward in time
         v = vfaces(t)
@@ -305,7 +301,3 @@ def _grid_jit(path, grid, P, fp_steps, jump, fp_mass_error, pt_tau, s: GridSetti
         min_density=jnp.minimum(jnp.min(P) / jnp.max(P), jnp.min(traj) / jnp.max(pt_tau)),
         max_cfl=cfl, fp_steps=fp_steps, endpoint_jump=jump,
         boundary_mass=jnp.max(boundary_mass(grid, traj)), transport_steps=len(starts))
-
-
-def _fmt(x):
-    return f"{float(jnp.max(x)):.3g}" if is_concrete(x) else "<traced>"

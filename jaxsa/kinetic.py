@@ -28,17 +28,12 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxsa.densities import GaussianMixture
 from jaxsa.forward import DiffusionPath
+from jaxsa.quadrature import gauss_legendre
 
 __all__ = ["conditional_kinetic_energy", "kinetic_c2_monte_carlo", "point_cloud_data"]
-
-
-def _gl(tau, n):
-    g, w = np.polynomial.legendre.leggauss(n)
-    return 0.5 * (jnp.asarray(g) + 1) * tau, 0.5 * jnp.asarray(w) * tau
 
 
 def conditional_kinetic_energy(schedule, dim: int = 1, second_moment=None, n_gauss: int = 128):
@@ -67,7 +62,7 @@ def conditional_kinetic_energy(schedule, dim: int = 1, second_moment=None, n_gau
 
 @eqx.filter_jit
 def _kc(schedule, dim, m2, n_gauss):
-    ts, w = _gl(schedule.tau, n_gauss)
+    ts, w = gauss_legendre(n_gauss, 0.0, schedule.tau, dtype=jnp.result_type(float))
     v = jax.vmap(schedule.values)(ts)
     dsigma = v.sigma_dsigma / v.sigma
     return jnp.sum(w * (dim * dsigma**2 + m2 * v.dm**2))
@@ -104,7 +99,7 @@ def _c2_mc(path, key, n_samples, n_gauss):
     k1, k2 = jax.random.split(key)
     y = data.sample(k1, (n_samples,))
     eps = jax.random.normal(k2, y.shape, y.dtype)
-    ts, w = _gl(path.tau, n_gauss)
+    ts, w = gauss_legendre(n_gauss, 0.0, path.tau, dtype=jnp.result_type(float))
 
     def per_sample(t):
         v = path.schedule.values(t)

@@ -14,7 +14,7 @@ $P_t(x_t) = [(1-s)/q(x_0) + s/P_\tau(\mathcal T(x_0))]^{-1}$, ``s = t/τ``.
 
 Every trajectory of this velocity field is a straight line, so the estimated process (which
 follows the same field from any start) is exact too: a particle at ``w`` at time τ sits at
-$(1-s)\,\mathcal T^{-1}(w) + s\,w$ at time ``t``. [`OTPath.flow`][jaxsa.ot_schedule.OTPath.flow] uses that, while
+$(1-s)\,\mathcal T^{-1}(w) + s\,w$ at time ``t``. [`OTPath.exact_flow`][jaxsa.ot_schedule.OTPath.exact_flow] uses that, while
 [`OTPath.velocity`][jaxsa.ot_schedule.OTPath.velocity] (the field at an arbitrary point, by monotone bisection) lets the
 generic ODE path be checked against it.
 """
@@ -26,11 +26,12 @@ import jax
 import jax.numpy as jnp
 
 from jaxsa.densities import GaussianMixture
+from jaxsa.processes.base import AbstractForwardProcess
 
 __all__ = ["OTPath"]
 
 
-class OTPath(eqx.Module):
+class OTPath(AbstractForwardProcess):
     r"""Exact OT forward process in 1D from ``data`` $q$ to ``prior`` $P_\tau$.
 
     Args:
@@ -65,7 +66,7 @@ class OTPath(eqx.Module):
         return (1 - s) * self.data.normal_score_quantile(z) + s * self.prior.normal_score_quantile(z)
 
     # ---- field at an arbitrary point -----------------------------------------------------
-    def _origin(self, t, x):
+    def origin(self, t, x):
         """$x_0$ with $x_t(x_0) = x$, by bisection (``x_t`` is increasing in $x_0$)."""
         s = t / self.tau
         x = jnp.asarray(x, dtype=self.tau.dtype)
@@ -93,13 +94,13 @@ class OTPath(eqx.Module):
 
     def velocity(self, t, x):
         r"""$\nu_t(x)$ (length/time) at arbitrary points, shape of ``x``."""
-        x0 = self._origin(t, x)
+        x0 = self.origin(t, x)
         return (self.transport_map(x0) - x0) / self.tau
 
     def log_density(self, t, x):
         r"""$\ln P_t(x)$ from the displacement interpolation."""
         s = t / self.tau
-        x0 = self._origin(t, x)
+        x0 = self.origin(t, x)
         lq = self.data.log_density(x0)
         lp = self.prior.log_density(self.transport_map(x0))
         return -jnp.logaddexp(jnp.log1p(-s) - lq, jnp.log(s) - lp)
@@ -107,8 +108,30 @@ class OTPath(eqx.Module):
     def density(self, t, x):
         return jnp.exp(self.log_density(t, x))
 
+    # ---- the protocol ------------------------------------------------------------------
+    #: every trajectory is a straight line at constant speed (the $W_2$ geodesic, Eq. 91)
+    is_geodesic = True
+
+    @property
+    def event_shape(self) -> tuple:
+        return ()
+
+    def marginal(self, t) -> "DisplacementMarginal":
+        """$P_t$, the displacement interpolation at time ``t`` (a density object)."""
+        return DisplacementMarginal(self, jnp.asarray(t, self.tau.dtype))
+
+    def end_marginal(self) -> GaussianMixture:
+        r"""$P_\tau$: the prior itself."""
+        return self.prior
+
+    def checked(self) -> "OTPath":
+        """This path with ``tau > 0`` checked (under ``jit`` at run time)."""
+        from jaxsa._checks import check
+
+        return eqx.tree_at(lambda p: p.tau, self, check(self.tau > 0, "OTPath: `tau` must be > 0.", self.tau))
+
     # ---- exact flow of the velocity field ------------------------------------------------
-    def flow(self, x_tau, ts):
+    def exact_flow(self, x_tau, ts):
         r"""Exact flow from time τ back to each time in ``ts`` of particles at ``x_tau``.
 
         Returns ``(x, v, log_jac)`` of shape ``(len(ts),) + x_tau.shape``: positions,
@@ -122,3 +145,24 @@ class OTPath(eqx.Module):
         log_dx0 = self.prior.log_density(x_tau) - self.data.log_density(x0)
         log_jac = jnp.logaddexp(jnp.log1p(-s) + log_dx0, jnp.log(s))
         return x, v, log_jac
+
+
+class DisplacementMarginal(eqx.Module):
+    r"""$P_t$ of an [`OTPath`][jaxsa.ot_schedule.OTPath] at one time ``t``: the push-forward of
+    $q$ by $x_0 \mapsto (1 - s)x_0 + s\mathcal T(x_0)$, ``s = t/τ`` (monotone, so its
+    quantiles and CDF are those of $q$ carried along)."""
+
+    path: OTPath
+    t: jax.Array
+
+    def log_density(self, x):
+        return self.path.log_density(self.t, x)
+
+    def cdf(self, x):
+        return self.path.data.cdf(self.path.origin(self.t, x))
+
+    def normal_score(self, x):
+        return self.path.data.normal_score(self.path.origin(self.t, x))
+
+    def normal_score_quantile(self, z):
+        return self.path.positions(self.t, z)

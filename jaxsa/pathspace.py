@@ -51,8 +51,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsa._checks import check
+from jaxsa._checks import as_float, check
 from jaxsa.forward import DiffusionPath
+from jaxsa.processes.base import AbstractVelocityField
+from jaxsa.quadrature import gauss_legendre
 
 __all__ = [
     "OrnsteinUhlenbeck",
@@ -63,11 +65,9 @@ __all__ = [
     "path_entropy",
     "entropy_production",
     "mean_ci",
+    "as_process",
+    "check_window",
 ]
-
-
-def _f(x):
-    return jnp.asarray(x, jnp.result_type(float))
 
 
 def _jit_method(fn):
@@ -77,10 +77,15 @@ def _jit_method(fn):
 
     @functools.wraps(fn)
     def wrapper(self, *args, **kwargs):
-        args = tuple(_f(a) if isinstance(a, (int, float)) else a for a in args)
+        args = tuple(as_float(a) if isinstance(a, (int, float)) else a for a in args)
         return jitted(self, *args, **kwargs)
 
     return wrapper
+
+
+def _solve(a, b):
+    """``a⁻¹ b`` for one ``(d, d)`` matrix and points ``b`` of shape ``batch + (d,)``."""
+    return jnp.linalg.solve(a, b.reshape(-1, b.shape[-1]).T).T.reshape(b.shape)
 
 
 def _lyapunov_sym(cov, rhs):
@@ -90,12 +95,17 @@ def _lyapunov_sym(cov, rhs):
     return V @ (R / (lam[:, None] + lam[None, :])) @ V.T
 
 
-class _Process(eqx.Module):
-    """Shared interface (see module docstring)."""
+class _Process(AbstractVelocityField):
+    """Shared interface (see module docstring): a velocity field on points of shape ``(d,)``
+    (``batch + (d,)``), with a force, a temperature and marginal densities."""
 
     @property
     def dim(self) -> int:
         raise NotImplementedError
+
+    @property
+    def event_shape(self) -> tuple:
+        return (self.dim,)
 
     @_jit_method
     def grad_potential(self, t, x):
@@ -120,7 +130,7 @@ class _GaussianProcess(_Process):
     @_jit_method
     def moment_rates(self, t):
         """``(mean, cov, dmean, dcov)`` at ``t`` (derivatives by forward-mode autodiff)."""
-        t = _f(t)
+        t = as_float(t)
         (mu, cov), (dmu, dcov) = jax.jvp(self.moments, (t,), (jnp.ones_like(t),))
         return mu, cov, dmu, dcov
 
@@ -130,7 +140,7 @@ class _GaussianProcess(_Process):
 
     def force(self, t, x):
         A, b = self.linear_force(t)
-        return A @ x + b
+        return jnp.einsum("ij,...j->...i", A, x) + b
 
     def div_force(self, t, x):
         return jnp.trace(self.linear_force(t)[0])
@@ -144,13 +154,13 @@ class _GaussianProcess(_Process):
     def velocity(self, t, x):
         r"""$\nu_t(x) = A_tx + b_t + T_t\Sigma_t^{-1}(x-\mu_t)$ (length/time)."""
         mu, cov = self.moments(t)
-        return self.force(t, x) + self.temperature(t) * jnp.linalg.solve(cov, x - mu)
+        return self.force(t, x) + self.temperature(t) * _solve(cov, x - mu)
 
     @_jit_method
     def grad_potential(self, t, x):
         r"""$\nabla\phi_t(x) = S_t(x-\mu_t) + \dot\mu_t$, $S\Sigma+\Sigma S = \dot\Sigma$."""
         mu, cov, dmu, dcov = self.moment_rates(t)
-        return _lyapunov_sym(cov, dcov) @ (x - mu) + dmu
+        return jnp.einsum("ij,...j->...i", _lyapunov_sym(cov, dcov), x - mu) + dmu
 
     @_jit_method
     def T_entropy_rate(self, t):
@@ -198,6 +208,8 @@ class OrnsteinUhlenbeck(_GaussianProcess):
         A: ``(d, d)`` drift matrix (1/time); non-symmetric ``A`` gives a non-conservative force.
         T: constant temperature > 0 (length²/time).
         mean0: ``(d,)``; cov0: ``(d, d)`` positive definite; b: ``(d,)`` (default 0).
+        tau: the time horizon of the process as a velocity field (default 1; its law is
+            defined for every ``t >= 0``).
 
     Moments $\dot\mu = A\mu + b$, $\dot\Sigma = A\Sigma + \Sigma A^\top + 2TI$ are
     solved exactly by one matrix exponential of the linear system in $(\mathrm{vec}\,\Sigma, \mu, 1)$.
@@ -214,22 +226,24 @@ class OrnsteinUhlenbeck(_GaussianProcess):
     T: jax.Array
     mean0: jax.Array
     cov0: jax.Array
+    tau: jax.Array
 
-    def __init__(self, A, T, mean0, cov0, b=None):
-        A, mean0, cov0 = _f(A), _f(mean0), _f(cov0)
+    def __init__(self, A, T, mean0, cov0, b=None, tau=1.0):
+        A, mean0, cov0 = as_float(A), as_float(mean0), as_float(cov0)
         if A.ndim != 2 or A.shape[0] != A.shape[1] or mean0.shape != A.shape[:1] or cov0.shape != A.shape:
             raise ValueError("OrnsteinUhlenbeck: need `A` (d, d), `mean0` (d,), `cov0` (d, d); got "
                              f"{A.shape}, {mean0.shape}, {cov0.shape}.")
-        b = jnp.zeros_like(mean0) if b is None else _f(b)
+        b = jnp.zeros_like(mean0) if b is None else as_float(b)
         if b.shape != mean0.shape:
             raise ValueError(f"OrnsteinUhlenbeck: `b` must have shape {mean0.shape}, got {b.shape}.")
-        T = check(_f(T) > 0, "OrnsteinUhlenbeck: temperature `T` must be > 0.", _f(T))
+        T = check(as_float(T) > 0, "OrnsteinUhlenbeck: temperature `T` must be > 0.", as_float(T))
         cov0 = check(jnp.all(jnp.linalg.eigvalsh(0.5 * (cov0 + cov0.T)) > 0) & jnp.allclose(cov0, cov0.T),
                      "OrnsteinUhlenbeck: `cov0` must be symmetric positive definite.", cov0)
         self.A, self.b, self.T, self.mean0, self.cov0 = A, b, T, mean0, cov0
+        self.tau = check(as_float(tau) > 0, "OrnsteinUhlenbeck: `tau` must be > 0.", as_float(tau))
 
     def temperature(self, t):
-        return self.T * jnp.ones_like(_f(t))
+        return self.T * jnp.ones_like(as_float(t))
 
     def linear_force(self, t):
         return self.A, self.b
@@ -275,16 +289,16 @@ class GaussianGeodesic(_GaussianProcess):
     tau: jax.Array
 
     def __init__(self, mean0, std0, mean1, std1, T, tau=1.0):
-        self.mean0, self.mean1 = _f(mean0), _f(mean1)
+        self.mean0, self.mean1 = as_float(mean0), as_float(mean1)
         if self.mean0.ndim != 1 or self.mean1.shape != self.mean0.shape:
             raise ValueError("GaussianGeodesic: `mean0`, `mean1` must both have shape (d,).")
-        self.std0 = check(_f(std0) > 0, "GaussianGeodesic: `std0` must be > 0.", _f(std0))
-        self.std1 = check(_f(std1) > 0, "GaussianGeodesic: `std1` must be > 0.", _f(std1))
-        self.T = check(_f(T) > 0, "GaussianGeodesic: temperature `T` must be > 0.", _f(T))
-        self.tau = check(_f(tau) > 0, "GaussianGeodesic: `tau` must be > 0.", _f(tau))
+        self.std0 = check(as_float(std0) > 0, "GaussianGeodesic: `std0` must be > 0.", as_float(std0))
+        self.std1 = check(as_float(std1) > 0, "GaussianGeodesic: `std1` must be > 0.", as_float(std1))
+        self.T = check(as_float(T) > 0, "GaussianGeodesic: temperature `T` must be > 0.", as_float(T))
+        self.tau = check(as_float(tau) > 0, "GaussianGeodesic: `tau` must be > 0.", as_float(tau))
 
     def temperature(self, t):
-        return self.T * jnp.ones_like(_f(t))
+        return self.T * jnp.ones_like(as_float(t))
 
     def _ms(self, t):
         s = t / self.tau
@@ -317,11 +331,15 @@ class DiffusionProcess(_Process):
     def dim(self) -> int:
         return self.path.data.dim
 
+    @property
+    def tau(self):
+        return self.path.tau
+
     def _in(self, x):
-        return x[0] if self.path.data.means.ndim == 1 else x
+        return x[..., 0] if self.path.data.means.ndim == 1 else x
 
     def _out(self, y):
-        return jnp.reshape(y, (-1,)) if self.path.data.means.ndim == 1 else y
+        return y[..., None] if self.path.data.means.ndim == 1 else y
 
     def force(self, t, x):
         return self.path.schedule.force(t, x)
@@ -374,7 +392,11 @@ class DiffusionProcess(_Process):
         return jnp.sqrt(jnp.sum(jnp.asarray(w) * (q0 - q1) ** 2))
 
 
-def _as_process(process):
+def as_process(process):
+    """The process of this module for ``process``: a [`jaxsa.DiffusionPath`][jaxsa.forward.DiffusionPath] is wrapped
+    as a [`DiffusionProcess`][jaxsa.pathspace.DiffusionProcess]; a process of this module is returned as it is.
+
+    Raises ``ValueError`` for anything else."""
     if isinstance(process, DiffusionPath):
         return DiffusionProcess(process)
     if not isinstance(process, _Process):
@@ -388,33 +410,41 @@ def _temperatures(process, ts):
     return jax.vmap(process.temperature)(ts)
 
 
-def _check_window(process, t0, t1, n_check: int = 33):
+def check_window(process, t0, t1, n_check: int = 33):
+    """Raise ``ValueError`` unless ``t1 > t0`` and the temperature $T_t$ of ``process`` is
+    finite and > 0 at ``n_check`` equally spaced times of ``[t0, t1]`` (concrete scalars,
+    unit of time), where the entropy production rate is finite."""
     if not float(t1) > float(t0):
         raise ValueError(f"`t1` must be > `t0`; got t0={float(t0)}, t1={float(t1)}.")
-    T = np.asarray(_temperatures(process, jnp.linspace(_f(t0), _f(t1), n_check)))
+    T = np.asarray(_temperatures(process, jnp.linspace(as_float(t0), as_float(t1), n_check)))
     if not (np.all(T > 0) and np.all(np.isfinite(T))):
         raise ValueError("the temperature must be finite and > 0 on [t0, t1] (the entropy "
                          "production diverges where T_t = 0 or m_t = 0); choose a window inside "
                          f"the process, got min T = {T.min():.3g}, max T = {T.max():.3g}.")
 
 
-def _gauss_legendre(t0, t1, n):
-    g, w = np.polynomial.legendre.leggauss(n)
-    t0, t1 = _f(t0), _f(t1)
-    return t0 + 0.5 * (jnp.asarray(g) + 1) * (t1 - t0), 0.5 * jnp.asarray(w) * (t1 - t0)
-
-
 def entropy_production(process, t0, t1, n_gauss: int = 64):
-    r"""$S^{tot} = \int_{t_0}^{t_1}\dot S^{tot}_t\,dt$ from the density (Eq. 36;
-    dimensionless, units of $k_B$), by ``n_gauss``-point Gauss–Legendre quadrature."""
-    process = _as_process(process)
-    _check_window(process, t0, t1)
-    return _entropy_production(process, _f(t0), _f(t1), n_gauss)
+    r"""The total entropy production $S^{tot} = \int_{t_0}^{t_1}\dot S^{tot}_t\,dt$ of
+    ``process`` on ``[t0, t1]`` (Eq. 36; a scalar, dimensionless: units of $k_B$), from the
+    density by ``n_gauss``-point Gauss–Legendre quadrature in time.
+
+    Not to be confused with the dissipation $\int T_t\dot S^{tot}_t dt$ (length²/time) of
+    Eq. 77, which [`jaxsa.dissipation_mc`][jaxsa.empirical.dissipation_mc] estimates; for a constant
+    temperature the two differ by the factor $T$.
+
+    Args:
+        process: a process of this module or a [`jaxsa.DiffusionPath`][jaxsa.forward.DiffusionPath].
+        t0, t1: the window, with $0 < T_t < \infty$ on it (checked).
+        n_gauss: Gauss–Legendre nodes.
+    """
+    process = as_process(process)
+    check_window(process, t0, t1)
+    return _entropy_production(process, as_float(t0), as_float(t1), n_gauss)
 
 
 @eqx.filter_jit
 def _entropy_production(process, t0, t1, n_gauss):
-    ts, w = _gauss_legendre(t0, t1, n_gauss)
+    ts, w = gauss_legendre(n_gauss, as_float(t0), as_float(t1))
     return jnp.sum(w * jax.vmap(process.entropy_rate)(ts))
 
 
@@ -487,15 +517,15 @@ def simulate_langevin(process, key, n_paths: int, t0, t1, n_steps: int = 200, x0
 
     Returns ``(ts, xs)``: ``(n_save,)`` times and ``(n_paths, n_save, d)`` positions.
     """
-    process = _as_process(process)
-    _check_window(process, t0, t1)
+    process = as_process(process)
+    check_window(process, t0, t1)
     k0, kp = jax.random.split(key)
     if x0 is None:
         x0 = process.sample(k0, t0, n_paths)
-    x0 = _f(x0)
+    x0 = as_float(x0)
     if x0.shape != (n_paths, process.dim):
         raise ValueError(f"`x0` must have shape {(n_paths, process.dim)}, got {x0.shape}.")
-    ts = jnp.linspace(_f(t0), _f(t1), n_save)
+    ts = jnp.linspace(as_float(t0), as_float(t1), n_save)
     return ts, _simulate(process, kp, x0, ts, n_steps)
 
 
@@ -528,13 +558,13 @@ def path_entropy(process, key, n_paths: int, t0, t1, n_steps: int = 200) -> Path
         pe.summary()["S_tot_dual"], entropy_production(ou, 0., 1.)
         ```
     """
-    process = _as_process(process)
-    _check_window(process, t0, t1)
+    process = as_process(process)
+    check_window(process, t0, t1)
     if n_paths < 2 or n_steps < 1:
         raise ValueError(f"`n_paths` must be >= 2 and `n_steps` >= 1; got {n_paths}, {n_steps}.")
     k0, kp = jax.random.split(key)
     x0 = process.sample(k0, t0, n_paths)
-    return _path_entropy_run(process, kp, x0, _f(t0), _f(t1), n_steps)
+    return _path_entropy_run(process, kp, x0, as_float(t0), as_float(t1), n_steps)
 
 
 @eqx.filter_jit

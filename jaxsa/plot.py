@@ -8,12 +8,17 @@ at t = 0, τ/3, 2τ/3, τ for every schedule and perturbation.
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 
-__all__ = ["plot_fig4", "plot_fig5", "plot_validation", "plot_optimized"]
+__all__ = ["COLORS", "LABELS", "pyplot", "plot_fig4", "plot_fig5", "plot_validation", "plot_optimized"]
 
-_COLORS = {"cosine": "#1f77b4", "cond-ot": "#d62728", "ot": "#2ca02c"}
-_LABELS = {"cosine": "Cosine", "cond-ot": "Cond-OT", "ot": "OT"}
+#: colour of each schedule in every figure (schedule name → matplotlib colour)
+COLORS = {"cosine": "#1f77b4", "cond-ot": "#d62728", "ot": "#2ca02c"}
+#: legend label of each schedule (schedule name → text)
+LABELS = {"cosine": "Cosine", "cond-ot": "Cond-OT", "ot": "OT"}
 _PERT_TITLES = {
     "mean": "(b) Gaussian, different mean",
     "variance": "(c) Gaussian, different variance",
@@ -22,10 +27,23 @@ _PERT_TITLES = {
 }
 
 
-def _plt():
+def _has_display() -> bool:
+    return sys.platform in ("darwin", "win32") or bool(
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def pyplot():
+    """``matplotlib.pyplot``, imported on first call (so that ``import jaxsa`` never imports
+    matplotlib): the one way every figure module of the package gets it.
+
+    A backend chosen by the user (an earlier pyplot import, ``MPLBACKEND``) is kept; otherwise,
+    where there is no display (a headless Linux machine, CI), the file-only ``Agg`` backend is
+    selected."""
     import matplotlib
 
-    matplotlib.use("Agg", force=False)
+    if ("matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND")
+            and not _has_display()):
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
@@ -33,7 +51,7 @@ def _plt():
 
 def plot_fig4(records: list, fig5: dict, path: str) -> None:
     """Write Fig. 4(b–e) to ``path`` from ``fig4.json`` records and ``fig5`` densities."""
-    plt = _plt()
+    plt = pyplot()
     perts = list(dict.fromkeys(r["perturbation"] for r in records))
     scheds = list(dict.fromkeys(r["schedule"] for r in records))
     by = {(r["schedule"], r["perturbation"]): r for r in records}
@@ -56,7 +74,7 @@ def plot_fig4(records: list, fig5: dict, path: str) -> None:
             r = by[(s, p)]
             vals = [r["eta"], r["c1"], r["c2"]]
             ax.bar(np.arange(3) + (k - (len(scheds) - 1) / 2) * width, vals, width,
-                   color=_COLORS.get(s), label=_LABELS.get(s, s))
+                   color=COLORS.get(s), label=LABELS.get(s, s))
         ax.set_xticks(range(3), [r"$\eta$", r"$c_1$", r"$c_2$"])
         ax.set_ylabel("(a.u.)")
         ax.legend(fontsize=8)
@@ -65,9 +83,9 @@ def plot_fig4(records: list, fig5: dict, path: str) -> None:
         for s in scheds:
             r = by[(s, p)]
             t = np.asarray(r["t"])
-            ax.plot(t, r["v2_sq"], color=_COLORS.get(s), lw=1.8, label=f"{_LABELS.get(s, s)} $v_2^2$")
-            ax.plot(t, r["vloss_sq"], color=_COLORS.get(s), lw=1.4, ls="--",
-                    label=f"{_LABELS.get(s, s)} $v_{{loss}}^2$")
+            ax.plot(t, r["v2_sq"], color=COLORS.get(s), lw=1.8, label=f"{LABELS.get(s, s)} $v_2^2$")
+            ax.plot(t, r["vloss_sq"], color=COLORS.get(s), lw=1.4, ls="--",
+                    label=f"{LABELS.get(s, s)} $v_{{loss}}^2$")
         ax.set_xlabel(r"$t/\tau$")
         ax.set_ylabel("(a.u.)")
         if j == 0:
@@ -81,7 +99,7 @@ def plot_fig4(records: list, fig5: dict, path: str) -> None:
 
 def plot_fig5(fig5: dict, path: str) -> None:
     """Write Fig. 4(a)/Fig. 5 to ``path``: forward (grey) and estimated (colour) densities."""
-    plt = _plt()
+    plt = pyplot()
     x = np.asarray(fig5["x"])
     t = np.asarray(fig5["t"])
     recs = fig5["records"]
@@ -97,14 +115,14 @@ def plot_fig5(fig5: dict, path: str) -> None:
         for j in range(len(t)):
             ax = axes[i, j]
             ax.fill_between(x, np.asarray(r["forward_density"])[j], color="0.75", lw=0)
-            ax.plot(x, np.asarray(r["estimated_density"])[j], color=_COLORS.get(s), lw=1.4)
+            ax.plot(x, np.asarray(r["estimated_density"])[j], color=COLORS.get(s), lw=1.4)
             ax.set_xlim(-4.5, 4.5)
             ax.set_ylim(0, 1.05 * ymax)
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(f"t = {t[j]:.3g}")
             if j == 0:
-                ax.set_ylabel(f"{p}\n{_LABELS.get(s, s)}", fontsize=8)
+                ax.set_ylabel(f"{p}\n{LABELS.get(s, s)}", fontsize=8)
     fig.suptitle("Forward process $P_t$ (grey) and estimated process $\\tilde P_t$ (colour)")
     fig.tight_layout(rect=(0, 0, 1, 0.985))
     fig.savefig(path, dpi=90)
@@ -113,7 +131,7 @@ def plot_fig5(fig5: dict, path: str) -> None:
 
 def plot_validation(ratios: dict, summary: dict, path: str) -> None:
     """Histograms of the tightness ratios η/c₁, c₁/c₂ and c₂/(W₂²/τ) of a validation run."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     titles = {"eta_over_c1": r"$\eta/c_1$ (Eq. 82, $\leq 1$)",
               "c1_over_c2": r"$c_1/c_2$ (Eq. 82, $\leq 1$)",
@@ -139,16 +157,16 @@ def plot_validation(ratios: dict, summary: dict, path: str) -> None:
 
 def plot_optimized(curves: dict, summary: dict, path: str) -> None:
     """m_t, σ_t and v₂(t)² of the optimised schedule against cosine and cond-OT."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    styles = {"optimised": ("k", "-"), "cosine": (_COLORS["cosine"], "--"),
-              "cond-ot": (_COLORS["cond-ot"], ":")}
+    styles = {"optimised": ("k", "-"), "cosine": (COLORS["cosine"], "--"),
+              "cond-ot": (COLORS["cond-ot"], ":")}
     for name, c in curves.items():
         color, ls = styles.get(name, ("0.5", "-"))
         axes[0].plot(c["t"], c["m"], color=color, ls=ls, label=name)
         axes[1].plot(c["t"], c["sigma"], color=color, ls=ls, label=name)
         axes[2].plot(c["t"], c["v2_sq"], color=color, ls=ls, label=name)
-    axes[2].axhline(summary["ot_bound"], color=_COLORS["ot"], lw=1, label=r"OT: $W_2^2/\tau^2$")
+    axes[2].axhline(summary["ot_bound"], color=COLORS["ot"], lw=1, label=r"OT: $W_2^2/\tau^2$")
     for ax, lab in zip(axes, [r"$m_t$", r"$\sigma_t$", r"$v_2(t)^2$"]):
         ax.set_xlabel(r"$t/\tau$")
         ax.set_ylabel(lab)

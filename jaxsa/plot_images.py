@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from jaxsa.plot import pyplot
+
 __all__ = ["plot_images"]
 
 _STARTS = {"none": r"$P_\tau$", "mean": "mean shift", "variance": "variance"}
@@ -12,11 +14,7 @@ _STARTS = {"none": r"$P_\tau$", "mean": "mean shift", "variance": "variance"}
 def plot_images(doc: dict, path: str) -> None:
     """Write ``images.png``: generated digits from the unperturbed and perturbed starts (left),
     η against its bound ∫T Ṡ^tot dt (Eq. 77, log scale) and the rate E||ν_t||² (right)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     imgs = doc["images"]
     scheds = list(imgs)
     starts = list(_STARTS)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from jaxsa.plot import pyplot
+
 __all__ = ["plot_nonconservative"]
 
 
@@ -13,9 +15,7 @@ def plot_nonconservative(records: list, densities: dict, path: str) -> None:
 
     ``densities``: ``{"axis": (n,), "data": (n, n), "generated": (G, n, n)}``.
     """
-    from jaxsa.plot import _plt
-
-    plt = _plt()
+    plt = pyplot()
     gen = np.asarray(densities["generated"])
     ax1 = np.asarray(densities["axis"])
     show = list(range(len(records)))[:4]

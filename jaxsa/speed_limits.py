@@ -35,7 +35,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsa.pathspace import _as_process, _check_window, _entropy_production, _f, _gauss_legendre
+from jaxsa._checks import as_float
+from jaxsa.pathspace import as_process, check_window
+from jaxsa.quadrature import gauss_legendre
 
 __all__ = ["SpeedLimit", "speed_limit", "observable_speed_sq", "optimal_observable_gradient",
            "w1_speed"]
@@ -80,22 +82,22 @@ def speed_limit(process, t0, t1, n_gauss: int = 64, rtol_T: float = 1e-9) -> Spe
         sl.S_tot, sl.length_bound, sl.w2_bound      # all equal on the geodesic
         ```
     """
-    process = _as_process(process)
-    _check_window(process, t0, t1)
-    T, S, L, W = _speed_limit_terms(process, _f(t0), _f(t1), n_gauss)
+    process = as_process(process)
+    check_window(process, t0, t1)
+    T, S, L, W = _speed_limit_terms(process, as_float(t0), as_float(t1), n_gauss)
     if not np.allclose(np.asarray(T), float(T[0]), rtol=rtol_T, atol=0):
         raise ValueError("speed_limit: Eq. 68 needs a constant temperature on [t0, t1]; got T_t "
                          f"from {float(T.min()):.6g} to {float(T.max()):.6g}.")
     T = T[0]
-    tau = _f(t1) - _f(t0)
+    tau = as_float(t1) - as_float(t0)
     return SpeedLimit(S, L, W, L**2 / (tau * T), W**2 / (tau * T), T, tau)
 
 
 @eqx.filter_jit
 def _speed_limit_terms(process, t0, t1, n_gauss):
-    ts, w = _gauss_legendre(t0, t1, n_gauss)
+    ts, w = gauss_legendre(n_gauss, as_float(t0), as_float(t1))
     T = jax.vmap(process.temperature)(ts)
-    S = _entropy_production(process, t0, t1, n_gauss)
+    S = jnp.sum(w * jax.vmap(process.entropy_rate)(ts))  # = jaxsa.entropy_production
     L = jnp.sum(w * jnp.sqrt(jax.vmap(process.v2_sq)(ts)))
     return T, S, L, process.w2(t0, t1)
 
@@ -120,7 +122,7 @@ def observable_speed_sq(process, t, observable, n_quadrature: int = 64, gradient
     Returns ``(v_r_sq, v2_sq)``: the observable's speed and $v_2(t)^2$, so that
     ``v_r_sq <= v2_sq`` is the uncertainty relation.
     """
-    return _observable_speed_sq(_as_process(process), _f(t), observable, n_quadrature, gradient)
+    return _observable_speed_sq(as_process(process), as_float(t), observable, n_quadrature, gradient)
 
 
 @eqx.filter_jit
@@ -135,7 +137,7 @@ def optimal_observable_gradient(process, t):
     r"""$\nabla r^*(x) = \nabla\phi_t(x)$, the optimal observable of Eq. 76 (up to a
     constant factor): the projection of $\nu_t$ on gradient fields in $L^2(P_t)$.
     Returns a function of one point ``(d,) -> (d,)``; pass it with ``gradient=True``."""
-    process = _as_process(process)
+    process = as_process(process)
     return lambda x: process.grad_potential(t, x)
 
 
@@ -144,10 +146,10 @@ def w1_speed(process, t, n_grid: int = 20001, width: float = 12.0):
     $W_1$, since $W_1(P_t, P_{t+dt}) = \int|\partial_tF_t|dx\,dt$ and
     $\partial_tF_t = -\nu_tP_t$. Trapezoid rule on ``n_grid`` points spanning ``width``
     standard deviations either side of the quadrature nodes' range."""
-    process = _as_process(process)
+    process = as_process(process)
     if process.dim != 1:
         raise ValueError("w1_speed: implemented for 1D processes.")
-    return _w1_speed(process, _f(t), n_grid, width)
+    return _w1_speed(process, as_float(t), n_grid, width)
 
 
 @eqx.filter_jit

@@ -47,8 +47,8 @@ from jaxsa.forward import DiffusionPath
 from jaxsa.relations import (
     Report,
     Settings,
-    _speed_accuracy,
-    _speed_accuracy_cdf,
+    quantile_report,
+    cdf_report,
     perturbation_start,
     speed_accuracy,
 )
@@ -63,6 +63,11 @@ __all__ = [
     "run_sweep",
     "run_chunks",
     "map_over_devices",
+    "sweep_points",
+    "config_mesh",
+    "to_host",
+    "write_json_once",
+    "report_record",
 ]
 
 # family name -> (constructor from a dict of parameter arrays, parameter names)
@@ -150,7 +155,7 @@ def _validated(spec: SweepSpec) -> SweepSpec:
     if spec.family not in FAMILIES:
         raise ValueError(f"sweep: `family` must be one of {sorted(FAMILIES)}, got {spec.family!r}.")
     names = FAMILIES[spec.family][1]
-    pts = _points(spec)
+    pts = sweep_points(spec)
     for p in pts:
         if set(p) != set(names):
             raise ValueError(f"sweep: family {spec.family!r} takes parameters {list(names)}; got {sorted(p)}.")
@@ -165,7 +170,9 @@ def _validated(spec: SweepSpec) -> SweepSpec:
     return spec
 
 
-def _points(spec: SweepSpec) -> list:
+def sweep_points(spec: SweepSpec) -> list:
+    """The parameter points of a sweep: ``spec.points``, or the Cartesian product of
+    ``spec.grid`` over the family's parameter names (a list of dicts)."""
     if spec.points:
         return [dict(p) for p in spec.points]
     names = FAMILIES[spec.family][1]
@@ -212,7 +219,7 @@ def map_over_devices(fn, vmap_size: int = 1):
     that, and ``vmap_size > 1`` trades it for wider vector work. Results do not depend on the
     number of devices.
     """
-    mesh = _mesh()
+    mesh = config_mesh()
     spec = PartitionSpec("configs")
 
     def local(params):
@@ -241,14 +248,14 @@ def make_evaluator(family: str, data, perturbations, settings: Settings, tau: fl
     def one(p):
         path = DiffusionPath(build(p, tau), data)
         if settings.method == "cdf":
-            reps = [fields(_speed_accuracy_cdf(path, d, settings)) for d in perturbations]
+            reps = [fields(cdf_report(path, d, settings)) for d in perturbations]
             return {k: jnp.stack([r[k] for r in reps]) for k in reps[0]}
-        return fields(_speed_accuracy(path, perturbations, settings))
+        return fields(quantile_report(path, perturbations, settings))
 
     return map_over_devices(one, vmap_size)
 
 
-def _to_host(x):
+def to_host(x):
     """A (possibly multi-process) sharded array as one numpy array on every process."""
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
@@ -257,7 +264,9 @@ def _to_host(x):
     return np.asarray(x)
 
 
-def _mesh():
+def config_mesh():
+    """A one-axis mesh ``("configs",)`` over every device (of every process): configurations
+    are sharded along it."""
     devices = np.asarray(jax.devices())
     return Mesh(devices, ("configs",))
 
@@ -266,9 +275,9 @@ def _chunk_path(out_dir, i):
     return os.path.join(out_dir, "chunks", f"chunk_{i:06d}.json")
 
 
-def _atomic_json(path, obj):
+def write_json_once(path, obj):
     """Atomic JSON write; in a multi-process run only process 0 writes (all compute)."""
-    from jaxsa.cli import write_json
+    from jaxsa.results import write_json
 
     if jax.process_index() == 0:
         write_json(path, obj)
@@ -335,7 +344,7 @@ def run_chunks(n_items, chunk, compute, out_dir, digest, progress=None, max_chun
         t0 = time.perf_counter()
         records = compute(i, i * chunk, min((i + 1) * chunk, n_items))
         t_compute += time.perf_counter() - t0
-        _atomic_json(_chunk_path(out_dir, i), {"digest": digest, "chunk": i, "records": records})
+        write_json_once(_chunk_path(out_dir, i), {"digest": digest, "chunk": i, "records": records})
         new += 1
         n_computed += len(records)
         if progress is not None:
@@ -380,7 +389,7 @@ def run_sweep(spec: SweepSpec, out_dir: str, progress=None, max_chunks=None) -> 
         starts = [d for _, d in named]
     else:
         starts = jax.tree.map(lambda *a: jnp.stack(a), *[perturbation_start(d, settings) for _, d in named])
-    points = _points(spec)
+    points = sweep_points(spec)
     n_dev = jax.device_count()
     chunk = int(np.ceil(spec.chunk_size / n_dev) * n_dev)  # a multiple of the device count
 
@@ -393,7 +402,7 @@ def run_sweep(spec: SweepSpec, out_dir: str, progress=None, max_chunks=None) -> 
             raise ValueError(f"sweep: schedule parameters #{i} {p}: {e}") from None
 
     evaluate = make_evaluator(spec.family, data, starts, settings, spec.tau, spec.vmap_size)
-    sharding = NamedSharding(_mesh(), PartitionSpec("configs"))
+    sharding = NamedSharding(config_mesh(), PartitionSpec("configs"))
 
     def batch(pts):
         padded = pts + [pts[-1]] * (chunk - len(pts))  # pad the last chunk; results dropped
@@ -410,7 +419,7 @@ def run_sweep(spec: SweepSpec, out_dir: str, progress=None, max_chunks=None) -> 
     def compute(i, lo, hi):
         pts = points[lo:hi]
         res = jax.block_until_ready(compiled(batch(pts)))
-        res = {k: _to_host(v)[: len(pts)] for k, v in res.items()}
+        res = {k: to_host(v)[: len(pts)] for k, v in res.items()}
         records = []
         for a, p in enumerate(pts):
             for b, (pname, _) in enumerate(named):
@@ -433,13 +442,13 @@ def run_sweep(spec: SweepSpec, out_dir: str, progress=None, max_chunks=None) -> 
     doc = {"spec": spec.to_json(), "complete": records is not None,
            "n_configurations": len(points) * len(named)}
     if records is not None:
-        from jaxsa.cli import provenance
+        from jaxsa.results import provenance
 
         doc["records"] = records
         doc["throughput"] = stats | {"compile_s": compile_s, "devices": n_dev, "chunk_size": chunk,
                                      "vmap_size": spec.vmap_size}
         doc["provenance"] = provenance(settings)
-        _atomic_json(os.path.join(out_dir, "sweep.json"), doc)
+        write_json_once(os.path.join(out_dir, "sweep.json"), doc)
         _barrier("jaxsa-sweep-written")  # no process reports success before the file exists
     return doc
 

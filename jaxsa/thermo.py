@@ -22,7 +22,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from jaxsa.fokker_planck import Grid, _force_faces, _pairs, divergence, sg_fluxes
+from jaxsa.fokker_planck import Grid, adjacent_pairs, divergence, field_at_faces, sg_fluxes
 
 __all__ = ["EntropyRates", "entropy_rates", "flux_entropy_rates", "gradient_projection",
            "ou_gaussian_rates"]
@@ -46,7 +46,7 @@ class EntropyRates(eqx.Module):
 
 
 def _face_density(grid, p, k):
-    a, b = _pairs(p, k)
+    a, b = adjacent_pairs(p, k)
     return 0.5 * (a + b)
 
 
@@ -74,7 +74,7 @@ def gradient_projection(grid: Grid, p, fluxes, tol: float = 1e-11, maxiter: int 
     def grad(phi):
         out = []
         for k in range(grid.dim):
-            a, b = _pairs(phi, k)
+            a, b = adjacent_pairs(phi, k)
             out.append((b - a) / grid.dx[k])
         return out
 
@@ -87,7 +87,7 @@ def gradient_projection(grid: Grid, p, fluxes, tol: float = 1e-11, maxiter: int 
         pad = [(0, 0)] * grid.dim
         pad[k] = (1, 1)
         wp = jnp.pad(w[k], pad)
-        a, b = _pairs(wp, k)
+        a, b = adjacent_pairs(wp, k)
         diag = diag + (a + b) / grid.dx[k] ** 2
     phi, _ = jax.scipy.sparse.linalg.cg(op, rhs, M=lambda r: r / diag, tol=tol, maxiter=maxiter)
     gflux = tuple(wk * g for wk, g in zip(w, grad(phi)))
@@ -130,7 +130,7 @@ def entropy_rates(force, temperature, grid: Grid, p, t, **cg) -> EntropyRates:
         r.T_total, r.v2_sq, r.housekeeping
         ```
     """
-    ff = _force_faces(grid, force, t)
+    ff = field_at_faces(grid, force, t)
     T = temperature(t)
     return flux_entropy_rates(grid, p, sg_fluxes(grid, p, ff, T), ff, T, **cg)
 

@@ -33,19 +33,19 @@ from jaxsa.cdf_quadrature import Start
 from jaxsa.densities import GaussianMixture
 from jaxsa.families import Interpolated, PolarBernstein
 from jaxsa.forward import DiffusionPath
-from jaxsa.relations import SCALE_OF, Report, Settings, _speed_accuracy_cdf, speed_accuracy, violated
+from jaxsa.relations import SCALE_OF, Report, Settings, cdf_report, speed_accuracy, violated
 from jaxsa.schedules import VEGeometric, VPLinear
 from jaxsa.sweep import (
     ERROR_KEYS,
     RECORD_KEYS,
     STATUS_KEYS,
-    _atomic_json,
-    _mesh,
-    _to_host,
+    config_mesh,
     map_over_devices,
     report_record,
     run_chunks,
     sweep_settings,
+    to_host,
+    write_json_once,
 )
 
 __all__ = ["random_config", "run_validation", "SCALE_OF", "FAMILY_NAMES"]
@@ -120,7 +120,7 @@ def _evaluate(settings: Settings, family: int, vmap_size: int = 1):
 
     def one(c):
         path = _path(c, family)
-        rep = _speed_accuracy_cdf(path, _start(c, path), settings)
+        rep = cdf_report(path, _start(c, path), settings)
         out = {k: getattr(rep, k) for k in RECORD_KEYS + STATUS_KEYS}
         return out | {f"{k}_err": rep.errors[k] for k in ERROR_KEYS}
 
@@ -150,7 +150,7 @@ def run_validation(n=10_000, out_dir="validate", seed=0, chunk_size=64, rtol=1e-
     keys = jax.random.split(jax.random.PRNGKey(seed), n)
     n_dev = jax.device_count()
     chunk_size = int(np.ceil(chunk_size / n_dev) * n_dev)
-    sharding = NamedSharding(_mesh(), PartitionSpec("configs"))
+    sharding = NamedSharding(config_mesh(), PartitionSpec("configs"))
     example = jax.device_put(jax.vmap(random_config)(keys[:1].repeat(chunk_size, 0)), sharding)
     t0 = time.perf_counter()
     evaluators = {}
@@ -174,7 +174,7 @@ def run_validation(n=10_000, out_dir="validate", seed=0, chunk_size=64, rtol=1e-
         cfg = jax.vmap(random_config)(kk)
         fam = i % len(FAMILY_NAMES)
         res = jax.block_until_ready(evaluator(fam)(jax.device_put(cfg, sharding)))
-        res = {k: _to_host(v)[: hi - lo] for k, v in res.items()}
+        res = {k: to_host(v)[: hi - lo] for k, v in res.items()}
         cfg = {k: np.asarray(v)[: hi - lo] for k, v in cfg.items()}
         recs = []
         for a in range(hi - lo):
@@ -202,7 +202,7 @@ def run_validation(n=10_000, out_dir="validate", seed=0, chunk_size=64, rtol=1e-
 
 
 def _summarise(records, rtol, stats, settings, out_dir):
-    from jaxsa.cli import provenance
+    from jaxsa.results import provenance
 
     finite = [r for r in records if r["D0_finite"]
               and all(np.isfinite(r[k]) for k in Report.SCALARS)]
@@ -242,7 +242,7 @@ def _summarise(records, rtol, stats, settings, out_dir):
         "throughput": stats,
         "provenance": provenance(settings),
     }
-    _atomic_json(os.path.join(out_dir, "validate.json"), summary | {"ratios": {
+    write_json_once(os.path.join(out_dir, "validate.json"), summary | {"ratios": {
         k: v.tolist() for k, v in ratios.items()}})
     summary["ratios"] = ratios
     return summary

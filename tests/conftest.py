@@ -5,13 +5,22 @@
 * ``paper`` builds the paper's data, perturbations and paths (SPEC §7) inside float64.
 * ``paper_reports`` computes the 12 reports (3 paths x 4 perturbations) once, with default
   ``Settings``, through the batched ``speed_accuracy_from_start`` (one call per path).
+* ``JAXSA_NO_CACHE=1`` is set (unless already set) at import time, so that tests calling
+  ``jaxsa.cli.main`` in this process, and the ``jaxsa`` subprocesses they start, never write
+  JAX's persistent compilation cache into the user's ``~/.cache``. Tests of the cache
+  (tests/test_cli_cache.py) remove it from their own environments.
 """
 
 from __future__ import annotations
 
+import os
+
 import jax
 import pytest
 from _util import PATH_NAMES, PERT_NAMES, stack_starts, unbatch
+
+# no persistent compilation cache for `jaxsa.cli.main` run by the tests (see the docstring)
+os.environ.setdefault("JAXSA_NO_CACHE", "1")
 
 
 @pytest.fixture(scope="session", autouse=True)

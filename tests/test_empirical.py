@@ -14,7 +14,7 @@ from jaxsa.empirical import (
     EmpiricalPath,
     chi2_divergence,
     chi2_isotropic_gaussian,
-    entropy_production,
+    dissipation_mc,
     gaussian_path_c2,
     transport_particles,
 )
@@ -75,19 +75,19 @@ def test_one_point_data_is_gaussian_and_cond_ot_is_optimal(d):
     w2 = jaxsa.w2_isotropic_gaussian(y, 0.0, jnp.zeros(d), 1.0)
     exact = float(w2**2)  # tau = 1
     np.testing.assert_allclose(exact, float(jnp.sum(y**2)) + d, rtol=1e-12)
-    est = entropy_production(path, jax.random.PRNGKey(2), 500, 4)
+    est = dissipation_mc(path, jax.random.PRNGKey(2), 500, 4)
     # the velocity along x_t = (1-t) y + t eps is eps - y: E||nu||^2 = |y|^2 + d for every t
     assert abs(float(est.value) - exact) <= 4 * float(est.stderr) + 1e-9, (est.value, exact)
 
 
 @pytest.mark.parametrize(("d", "name"), [(2, "cond-ot"), (16, "cosine")])
-def test_entropy_production_matches_c2_and_bounds_w2(d, name):
+def test_dissipation_mc_matches_c2_and_bounds_w2(d, name):
     """MC of int E||nu||^2 against the Gaussian closed form (1D time quadrature of
     mdot^2|mu|^2 + d sdot_t^2), and c2 >= W2(q, P_tau)^2 / tau (Eq. 91)."""
     sched = SCHEDULES[name]()
     mu, gm = _gauss(d, 0.6)
     path = EmpiricalPath(sched, gm)
-    est = entropy_production(path, jax.random.PRNGKey(d), 1000, 8)
+    est = dissipation_mc(path, jax.random.PRNGKey(d), 1000, 8)
     exact = float(gaussian_path_c2(sched, mu, 0.6, n_nodes=96))
     assert float(est.stderr) < 0.01 * exact
     assert abs(float(est.value) - exact) <= 4 * float(est.stderr), (est.value, exact, est.stderr)
@@ -253,9 +253,9 @@ def test_bad_input():
     with pytest.raises(ValueError, match="t > 0"):
         path.velocity(0.0, jnp.ones((4, 3)))
     with pytest.raises(ValueError, match="n.*>= 2"):
-        entropy_production(path, jax.random.PRNGKey(0), 1, 4)
+        dissipation_mc(path, jax.random.PRNGKey(0), 1, 4)
     with pytest.raises(ValueError, match="n_time"):
-        entropy_production(path, jax.random.PRNGKey(0), 10, 0)
+        dissipation_mc(path, jax.random.PRNGKey(0), 10, 0)
     with pytest.raises(ValueError, match="x_tau"):
         transport_particles(path, jnp.ones((4, 2)), jnp.array([1.0, 0.0]))
     with pytest.raises(ValueError, match="ts"):

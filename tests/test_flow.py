@@ -122,7 +122,7 @@ def ot_ode_and_exact(paper):
     x_tau = jnp.linspace(-4.0, 4.0, 17)
     ts = jnp.asarray(TS)
     ode = jax.jit(_ot_ode)(ot, x_tau, ts)
-    exact = jax.jit(lambda p, x, t: p.flow(x, t))(ot, x_tau, ts)
+    exact = jax.jit(lambda p, x, t: p.exact_flow(x, t))(ot, x_tau, ts)
     return ode, exact
 
 

@@ -194,7 +194,7 @@ def test_2d_isotropic_velocity_matches_spec_formula():
 
 # --------------------------------------------------------------------------- OT path
 # Every OT evaluation uses arrays of one shape (N_OT,): each new shape recompiles the
-# 120-step bisection of OTPath._origin, which costs seconds.
+# 120-step bisection of OTPath.origin, which costs seconds.
 N_OT = 801
 # trapezoid rule on a uniform grid of [-7, 7]: spectrally accurate for the smooth, fast-decaying
 # P_t (Gauss–Legendre with as many nodes is not: its nodes crowd the ends of the interval)
@@ -214,7 +214,7 @@ def _ot_ev(path, t, x):
         vel=path.velocity(t, x),
         dens=path.density(t, x),
         pos=path.positions(t, x),
-        cdf=path.data.cdf(path._origin(t, x)),
+        cdf=path.data.cdf(path.origin(t, x)),
         tmap=path.transport_map(x),
         imap_tmap=path.inverse_map(path.transport_map(x)),
     )

@@ -25,20 +25,36 @@ import pytest
 import jaxsa
 from jaxsa.grid_relations import GridSettings, abs_integral, speed_accuracy_grid
 
-TOL = {"eta": 1.5e-3, "c1": 3e-3, "c2": 5e-3, "D0": 1e-3}  # default resolution, relative
-DENSITY_TOL = 2e-3  # max |P_t - P_t^exact| on the grid (1/length)
+# The relative errors (and max |P_t - P_t^exact|, 1/length) that benchmarks/RESULTS.md states at
+# the default 512 cells; each is asserted to its printed digits (stated + half a unit of the last
+# digit). The mixture and uniform starts have no density entry (the forward solve is the same).
+STATED = {
+    ("cond-ot", "mean"): dict(eta=1.7e-4, c1=4.3e-5, c2=2.2e-3, D0=9.8e-5, density=9.7e-4),
+    ("cond-ot", "variance"): dict(eta=5.8e-4, c1=2.1e-4, c2=2.2e-3, D0=3.8e-4, density=9.7e-4),
+    ("cosine", "mean"): dict(eta=1.8e-4, c1=2.0e-4, c2=1.2e-3, D0=9.8e-5, density=2.3e-4),
+    ("cosine", "variance"): dict(eta=4.1e-4, c1=1.3e-3, c2=1.2e-3, D0=3.8e-4, density=2.3e-4),
+    ("cond-ot", "mixture"): dict(eta=3.1e-3, c1=7.2e-3, D0=5.4e-4),
+    ("cond-ot", "uniform"): dict(eta=5.7e-2, c1=2.9e-2, D0=3.5e-2),
+}
+
+
+def _printed(v):
+    """``v`` plus half a unit of its second significant digit: the largest value printed as ``v``."""
+    return v + 0.05 * 10.0 ** np.floor(np.log10(v))
 
 
 def _rel(a, b):
     return abs(float(a) - float(b)) / abs(float(b))
 
 
-def _check(rep, ref, path):
-    for k, tol in TOL.items():
-        assert _rel(getattr(rep, k), getattr(ref, k)) < tol, (k, float(getattr(rep, k)),
-                                                             float(getattr(ref, k)))
-    exact = jax.vmap(lambda t: path.density(t, rep.x))(rep.forward_t)
-    assert float(jnp.max(jnp.abs(rep.forward_density - exact))) < DENSITY_TOL
+def _check(rep, ref, path, case):
+    for k, v in STATED[case].items():
+        if k == "density":
+            exact = jax.vmap(lambda t: path.density(t, rep.x))(rep.forward_t)
+            err = float(jnp.max(jnp.abs(rep.forward_density - exact)))
+        else:
+            err = _rel(getattr(rep, k), getattr(ref, k))
+        assert err < _printed(v), (case, k, err, v)
     assert float(rep.mass_error) < 1e-12
     assert float(rep.min_density) > -1e-12
     assert float(rep.max_cfl) <= 0.5
@@ -47,9 +63,9 @@ def _check(rep, ref, path):
 
 def test_cond_ot_grid_matches_closed_form_at_default_resolution(paper, paper_reports):
     _, perts, paths = paper
-    for name in ("mean", "variance"):
+    for name in ("mean", "variance", "mixture", "uniform"):
         rep = speed_accuracy_grid(paths["cond-ot"], perts[name])
-        _check(rep, paper_reports[("cond-ot", name)], paths["cond-ot"])
+        _check(rep, paper_reports[("cond-ot", name)], paths["cond-ot"], ("cond-ot", name))
         assert float(rep.eta) <= float(rep.c1) <= float(rep.c2)  # Eq. 82 on the grid too
 
 
@@ -58,7 +74,9 @@ def test_cosine_grid_matches_closed_form_and_converges_at_second_order(paper, pa
     path, ref = paths["cosine"], paper_reports[("cosine", "mean")]
     coarse = speed_accuracy_grid(path, perts["mean"], GridSettings(n_cells=256))
     fine = speed_accuracy_grid(path, perts["mean"])
-    _check(fine, ref, path)
+    _check(fine, ref, path, ("cosine", "mean"))
+    _check(speed_accuracy_grid(path, perts["variance"]), paper_reports[("cosine", "variance")],
+           path, ("cosine", "variance"))
     for k in ("eta", "c1", "c2", "D0"):
         order = np.log2(_rel(getattr(coarse, k), getattr(ref, k)) / _rel(getattr(fine, k), getattr(ref, k)))
         assert order > 1.8, (k, order)

@@ -31,7 +31,9 @@ def test_reproduce_nonconservative_writes_records_and_physics_holds(tmp_path, mo
     for r in recs:
         assert {"g", "eta", "c2", "entropy_bound", "D0"} <= set(r)
     v2 = [r["v2_sq_projected"][0] for r in recs]
-    assert abs(v2[1] - v2[0]) < 0.02 * v2[0]  # v2 (projected from the rotated flux) unchanged
+    # v2 (projected from the rotated flux) unchanged; RESULTS.md: to 0.3 % at 48² and t = 0.25,
+    # 0.75 (here 40², one time: measured 0.28 %)
+    assert abs(v2[1] - v2[0]) < 0.003 * v2[0], v2
     assert recs[1]["entropy_bound"] > 2 * recs[0]["entropy_bound"]  # grows like g^2
     assert recs[1]["eta"] > recs[0]["eta"]  # the estimated process responds to g
     assert all(r["eq77_holds"] and r["eta_upper"] < r["entropy_bound"] for r in recs)
@@ -41,16 +43,18 @@ def test_reproduce_nonconservative_writes_records_and_physics_holds(tmp_path, mo
     assert recs[0]["eta_upper"] < recs[1]["eta_lower"]
     assert all(r["W1_q_p"] <= r["W1_q_p_upper"] < 1.02 * r["W1_q_p"] for r in recs)
     out, grid, _ = runs[0]
-    xs, a = nc._coarse_cloud(grid, jnp.asarray(out["data_density"]), 2)
+    xs, a = nc.coarse_cloud(grid, jnp.asarray(out["data_density"]), 2)
     xs, a = np.asarray(xs), np.asarray(a)
     cost = ot.dist(xs, xs, metric="euclidean")
     for r, p_gen in zip(recs, out["generated_density"]):
-        b = np.asarray(nc._coarse_cloud(grid, jnp.asarray(p_gen), 2)[1])
+        b = np.asarray(nc.coarse_cloud(grid, jnp.asarray(p_gen), 2)[1])
         w1 = ot.emd2(a / a.sum(), b / b.sum(), cost, numItermax=10**7)
         assert r["W1_q_p"] <= w1 * (1 + 1e-9) and w1 <= r["W1_q_p_upper"] * (1 + 1e-9)
         assert w1 == pytest.approx(r["W1_q_p"], rel=1e-3)  # the dual estimate
         eta_emd = (w1 - r["W1_init"]) ** 2 / r["D0"]
-        assert r["eta"] == pytest.approx(eta_emd, rel=0.03)
+        # RESULTS.md: on this 40² grid η is within 0.5 % of η from emd2 (measured 0.49 % at
+        # g = 0, 0.32 % at g = 1)
+        assert r["eta"] == pytest.approx(eta_emd, rel=0.005), (r["eta"], eta_emd)
     assert all(r["forward_error"] < 0.1 for r in recs)  # marginals unchanged (grid accuracy)
     assert all(r["mass_error"] < 1e-12 and r["min_density"] >= 0 for r in recs)
     assert all(r["max_cfl"] <= 0.5 for r in recs)

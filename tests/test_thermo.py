@@ -56,14 +56,14 @@ def test_ou_gaussian_rates_against_independent_closed_form(A):
 
 
 def _gaussian_with_linear_velocity(n, cov, B):
-    from jaxsa.fokker_planck import _pairs
+    from jaxsa.fokker_planck import adjacent_pairs
 
     g = Grid.uniform((-7, -7), (7, 7), (n, n))
     x = g.points()
     ci = jnp.linalg.inv(cov)
     P = jnp.exp(-0.5 * jnp.einsum("...i,ij,...j->...", x, ci, x)) / (
         2 * np.pi * jnp.sqrt(jnp.linalg.det(cov)))
-    fl = tuple((g.face_points(k) @ B.T)[..., k] * 0.5 * sum(_pairs(P, k)) for k in range(2))
+    fl = tuple((g.face_points(k) @ B.T)[..., k] * 0.5 * sum(adjacent_pairs(P, k)) for k in range(2))
     return g, P, fl
 
 

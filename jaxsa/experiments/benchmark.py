@@ -15,7 +15,7 @@ import time
 import jax
 
 from jaxsa.experiments import fig4
-from jaxsa.relations import Settings, _check_inputs, _from_start_jit, batched_cdf_jit
+from jaxsa.relations import Settings, batched_cdf_jit, check_inputs, quantile_report
 
 __all__ = ["benchmark_fig4", "format_table"]
 
@@ -24,9 +24,9 @@ def benchmark_fig4(settings: Settings = Settings(), repeats: int = 10) -> dict:
     """Compile and steady-state times of all 12 fig4 configurations (3 compiled calls)."""
     settings = fig4.with_common_grid(settings)
     starts = fig4.batch_of_starts(settings)
-    run = batched_cdf_jit if settings.method == "cdf" else _from_start_jit
+    run = batched_cdf_jit if settings.method == "cdf" else quantile_report
     compiled, compile_s = {}, {}
-    paths = {k: _check_inputs(p, settings, None) for k, p in fig4.paper_paths().items()}
+    paths = {k: check_inputs(p, settings, None) for k, p in fig4.paper_paths().items()}
     for name, path in paths.items():
         t0 = time.perf_counter()
         compiled[name] = run.lower(path, starts, settings).compile()

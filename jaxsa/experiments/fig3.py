@@ -33,7 +33,7 @@ N(\delta, I)$:
   intervals; by Cauchy–Schwarz this underestimates the integral for exact W1 values);
 * ``c2`` $=\int v_2^2 dt$ and ``entropy_bound`` $=\int T_t\dot S^{tot}_t dt$: equal for
   these conservative forces ([spec §3][spec-3]); cosine/cond-OT: stratified Monte Carlo over exact samples
-  ([`entropy_production`][jaxsa.empirical.entropy_production], 95% CI in ``entropy_bound_ci95``); OT: $\int
+  ([`dissipation_mc`][jaxsa.empirical.dissipation_mc], 95% CI in ``entropy_bound_ci95``); OT: $\int
   \mathbb E\|u_\theta\|^2dt$ over the pushed-forward data (Simpson in time, no CI); the learned
   field is assumed (not checked) to be a gradient, so ``entropy_bound = c2`` there.
 """
@@ -51,8 +51,8 @@ import numpy as np
 
 from jaxsa.cfm import CFMSettings, data_digest, train_cfm
 from jaxsa.experiments import eta_interval
-from jaxsa.empirical import EmpiricalPath, entropy_production, transport_particles
-from jaxsa.flow import ODESettings
+from jaxsa.empirical import EmpiricalPath, dissipation_mc, transport_particles
+from jaxsa.flow import ODESettings, integrate
 from jaxsa.metrics import w1_point_cloud
 from jaxsa.schedules import CondOT, Cosine
 
@@ -134,28 +134,19 @@ def _delta_w1_noise(ref, gen, shift, key, n_boot):
             "W1_0_bootstrap_mean": float(np.mean(boot)), "n_bootstrap": int(n_boot)}
 
 
-def _rk4_path(model, x, t0, t1, steps):
-    """Positions of ``x`` carried by ``model.velocity`` from ``t0`` to ``t1`` (RK4, equal steps)."""
-    h = (t1 - t0) / steps
-
-    def body(x, i):
-        t = t0 + i * h
-        f = model.velocity
-        k1 = f(t, x)
-        k2 = f(t + h / 2, x + h / 2 * k1)
-        k3 = f(t + h / 2, x + h / 2 * k2)
-        k4 = f(t + h, x + h * k3)
-        return x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4), None
-
-    x, _ = jax.lax.scan(body, x, jnp.arange(steps, dtype=x.dtype))
-    return x
+def rk4_path(model, x, t0, t1, steps):
+    """Positions of ``x`` carried by ``model.velocity`` from ``t0`` to ``t1`` (RK4, equal steps,
+    by [`jaxsa.flow.integrate`][jaxsa.flow.integrate])."""
+    ys, _, _ = integrate(model.velocity, x, t0, t1, jnp.asarray([t1], x.dtype),
+                         ODESettings(solver="RK4", fixed_steps=steps))
+    return ys[0]
 
 
 def _ot_forward(model, x0, ts, steps):
     """Data pushed forward to each of the increasing times ``ts`` (RK4 per interval)."""
     out, x, t_prev = [x0], x0, float(ts[0])
     for t in ts[1:]:
-        x = _rk4_path(model, x, t_prev, float(t), max(1, round(steps * (t - t_prev))))
+        x = rk4_path(model, x, t_prev, float(t), max(1, round(steps * (t - t_prev))))
         out.append(x)
         t_prev = float(t)
     return out
@@ -214,7 +205,7 @@ def run_fig3(settings: Fig3Settings = Fig3Settings(), progress=None) -> dict:
         if name == "ot":
             back, x = [starts], starts
             for a, b in zip(times[::-1][:-1], times[::-1][1:]):
-                x = _rk4_path(model, x, float(a), float(b), max(1, round(s.rk4_steps * (a - b))))
+                x = rk4_path(model, x, float(a), float(b), max(1, round(s.rk4_steps * (a - b))))
                 back.append(x)
             est = jnp.stack(back[::-1])  # (4, 2n, 2) at increasing times
             fwd = jnp.stack(_ot_forward(model, ref, times, s.rk4_steps))
@@ -227,7 +218,7 @@ def run_fig3(settings: Fig3Settings = Fig3Settings(), progress=None) -> dict:
             est = sol.xs[::-1]
             keys = jax.random.split(k_fwd, len(times))
             fwd = jnp.stack([ref if t == 0 else path.sample(k, float(t), n) for t, k in zip(times, keys)])
-            ent = entropy_production(path, k_ent, s.n_entropy, s.n_time)
+            ent = dissipation_mc(path, k_ent, s.n_entropy, s.n_time)
             ent_val, ent_ci = float(ent.value), float(ent.ci95)
             c2 = ent_val
         unpert, pert = est[:, :n], est[:, n:]

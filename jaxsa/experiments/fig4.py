@@ -24,8 +24,8 @@ from jaxsa.cdf_quadrature import stack_starts
 from jaxsa.relations import (
     Report,
     Settings,
-    _check_inputs,
-    _from_start_jit,
+    check_inputs,
+    quantile_report,
     batched_cdf_jit,
     perturbation_start,
 )
@@ -88,10 +88,10 @@ def run_fig4(settings: Settings = Settings(), progress=None, tau: float = 1.0):
     starts = batch_of_starts(settings)
     reports, timing = {}, {}
     for name, path in paper_paths(tau).items():
-        checked = _check_inputs(path, settings, None)
+        checked = check_inputs(path, settings, None)
         for pname in PERTURBATION_NAMES:  # the grid check of each perturbed start
-            _check_inputs(path, settings, perts[pname].cdf)
-        run = batched_cdf_jit if settings.method == "cdf" else _from_start_jit
+            check_inputs(path, settings, perts[pname].cdf)
+        run = batched_cdf_jit if settings.method == "cdf" else quantile_report
         t0 = time.perf_counter()
         compiled = run.lower(checked, starts, settings).compile()
         t1 = time.perf_counter()

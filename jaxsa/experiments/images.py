@@ -23,7 +23,7 @@ perturbed starts, a mean shift $\tilde P_\tau = \mathcal N(\delta, I)$ (``|δ| =
   $W_1$ s from the same estimator and sample size;
 * $D_0 = \chi^2(\tilde P_\tau\|P_\tau)$ in closed form ([`chi2_isotropic_gaussian`][jaxsa.empirical.chi2_isotropic_gaussian]);
 * ``entropy_bound`` $= \int_0^\tau T_t\dot S_t^{tot}dt = \int \mathbb E_{P_t}\|\nu_t\|^2dt$
-  by stratified Monte Carlo over exact samples ([`entropy_production`][jaxsa.empirical.entropy_production]) with its 95% CI;
+  by stratified Monte Carlo over exact samples ([`dissipation_mc`][jaxsa.empirical.dissipation_mc]) with its 95% CI;
   the forces are conservative, so ``c2`` $=\int v_2^2 dt$ is the same number ([spec §3][spec-3]);
 * Eq. 77 check: ``eta <= entropy_bound``.
 
@@ -61,7 +61,7 @@ from jaxsa.empirical import (
     PARTICLE_ODE,
     EmpiricalPath,
     chi2_divergence,
-    entropy_production,
+    dissipation_mc,
     transport_particles,
 )
 from jaxsa.flow import ODESettings
@@ -196,7 +196,7 @@ def run_images(settings: ImagesSettings = ImagesSettings(), progress=None) -> di
         gen = {k: np.asarray(sol.xs[-1, i * n:(i + 1) * n]) for i, k in enumerate(starts)}
         images[name] = {k: v[:8].tolist() for k, v in gen.items()}
         t1 = time.perf_counter()
-        ent = entropy_production(path, k_ent, s.n_entropy, s.n_time)
+        ent = dissipation_mc(path, k_ent, s.n_entropy, s.n_time)
         jax.block_until_ready(ent.value)
         t_ent = time.perf_counter() - t1
         curves[name] = {"t": np.asarray(ent.rate_t).tolist(), "rate": np.asarray(ent.rate).tolist()}

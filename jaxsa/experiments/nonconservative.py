@@ -35,13 +35,14 @@ import numpy as np
 
 from jaxsa.densities import GaussianMixture
 from jaxsa.experiments import eta_interval
-from jaxsa.fokker_planck import Grid, _force_faces, _pairs, solve_transport
+from jaxsa.fokker_planck import Grid, adjacent_pairs, field_at_faces, solve_transport
 from jaxsa.forward import DiffusionPath
 from jaxsa.metrics import w1_point_cloud
 from jaxsa.schedules import CondOT
 from jaxsa.thermo import gradient_projection
 
-__all__ = ["NCSettings", "swiss_roll_mixture", "run_nonconservative", "nonconservative_records"]
+__all__ = ["NCSettings", "swiss_roll_mixture", "run_nonconservative", "nonconservative_records",
+           "coarse_cloud"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +136,16 @@ def _rotated(path, g):
     return vel
 
 
-def _coarse_cloud(grid, p, k):
+def coarse_cloud(grid, p, k: int):
+    """A 2D grid density as a weighted point cloud for $W_1$: blocks of ``k × k`` cells merged.
+
+    Args:
+        grid: a square 2D [`Grid`][jaxsa.fokker_planck.Grid]; ``p``: density (1/length², shape ``grid.n``).
+        k: block size (cells per axis); trailing cells that do not fill a block are dropped.
+
+    Returns ``(x, w)``: ``(n², 2)`` block centres (length) and ``(n²,)`` weights (negative
+    masses clipped to 0, normalised to sum 1), ``n = grid.n[0] // k``.
+    """
     n = grid.n[0] // k
     mass = p[: n * k, : n * k].reshape(n, k, n, k).sum((1, 3)) * grid.cell_volume
     x = grid.points()[: n * k, : n * k].reshape(n, k, n, k, 2).mean((1, 3))
@@ -167,16 +177,16 @@ def _one_g(path, grid, q0, pt_tau, p_tau, g, s: NCSettings):
 
     def projected(t):  # v2² of ν^g through the weighted Poisson solve
         pt = path.density(t, x)
-        vf = _force_faces(grid, vel, t)
-        fl = tuple(v * 0.5 * sum(_pairs(pt, k)) for k, v in enumerate(vf))
+        vf = field_at_faces(grid, vel, t)
+        fl = tuple(v * 0.5 * sum(adjacent_pairs(pt, k)) for k, v in enumerate(vf))
         return gradient_projection(grid, pt, fl, tol=1e-8, maxiter=800, floor=1e-8)[0]
 
     tv = (jnp.arange(s.n_v2) + 0.5) * tau / s.n_v2
     v2_proj = jax.lax.map(projected, tv)
-    xs, a = _coarse_cloud(grid, p_tau, s.w1_coarsen)
-    _, b = _coarse_cloud(grid, pt_tau, s.w1_coarsen)
-    _, qa = _coarse_cloud(grid, fwd.p[0], s.w1_coarsen)
-    _, pb = _coarse_cloud(grid, p_gen, s.w1_coarsen)
+    xs, a = coarse_cloud(grid, p_tau, s.w1_coarsen)
+    _, b = coarse_cloud(grid, pt_tau, s.w1_coarsen)
+    _, qa = coarse_cloud(grid, fwd.p[0], s.w1_coarsen)
+    _, pb = coarse_cloud(grid, p_gen, s.w1_coarsen)
     # grid clouds have many tied distances: more iterations per ε stage and smaller ε than the
     # point-cloud defaults; the estimate is the dual bound (see NCSettings.w1_rtol)
     w1 = functools.partial(w1_point_cloud, rtol=s.w1_rtol, iterations_per_stage=100,
@@ -221,7 +231,7 @@ def run_nonconservative(settings: NCSettings = NCSettings()):
         vel = _rotated(path, float(np.max(np.abs(s.gs))))
         h = grid.dx[0]
         speed = jax.jit(jax.vmap(lambda t: sum(jnp.max(jnp.abs(v)) for v in
-                                               _force_faces(grid, vel, t)) / h))
+                                               field_at_faces(grid, vel, t)) / h))
         rate = float(jnp.max(speed(jnp.linspace(0.0, s.tau, 81))))
         s = dataclasses.replace(s, n_steps=int(np.ceil(1.05 * rate * s.tau / 0.45)))
     fn = jax.jit(jax.vmap(lambda g: _one_g(path, grid, q0, pt_tau, p_tau, g, s)))

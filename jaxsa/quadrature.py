@@ -1,0 +1,71 @@
+r"""The Gauss–Legendre rule: one definition for every time and space quadrature of the package.
+
+[`gauss_legendre`][jaxsa.quadrature.gauss_legendre] maps NumPy's ``leggauss`` rule on
+$[-1, 1]$ to an interval $[t_0, t_1]$,
+
+$$
+\int_{t_0}^{t_1} g(t)\,dt \approx \sum_i w_i\, g(t_i), \qquad
+t_i = t_0 + \tfrac12(\xi_i + 1)(t_1 - t_0), \quad w_i = \tfrac12\omega_i (t_1 - t_0),
+$$
+
+exact for polynomials of degree $2n - 1$; every node lies strictly inside the interval (so an
+integrand singular at an end point, such as $\dot S^{tot}_t$ where $T_t = 0$, is never evaluated
+there). On $[0, 1]$ the map only halves, which is exact in floating point: scaling those nodes
+and weights by $\tau$ gives the same bits as mapping to $[0, \tau]$ directly.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["gauss_legendre"]
+
+
+@functools.lru_cache(maxsize=None)
+def _leggauss(n: int):
+    g, w = np.polynomial.legendre.leggauss(n)
+    g.flags.writeable = False
+    w.flags.writeable = False
+    return g, w
+
+
+def gauss_legendre(n: int, t0=0.0, t1=1.0, dtype=None):
+    r"""Nodes and weights of the ``n``-point Gauss–Legendre rule on $[t_0, t_1]$.
+
+    Args:
+        n: number of nodes (static Python int, >= 1).
+        t0, t1: interval ends (Python or NumPy numbers, or JAX arrays — also traced ones — of
+            shape ``()``; the unit of ``t`` is the unit of the interval).
+        dtype: floating dtype of the result. ``None`` with Python/NumPy ends: NumPy float64
+            arrays (static, e.g. for save-time layouts); otherwise JAX arrays of ``dtype``
+            (default: JAX's default float, float64 under ``jax_enable_x64``).
+
+    The reference rule ($\xi_i$, $\omega_i$ of NumPy's ``leggauss``, float64) is cast to the
+    result dtype *first* and mapped in that dtype, as
+    $t_i = t_0 + \frac12(\xi_i + 1)(t_1 - t_0)$, $w_i = \frac12\omega_i(t_1 - t_0)$; on
+    the reference interval itself (``t0, t1 = -1, 1`` as numbers) it is returned unmapped.
+
+    Returns:
+        ``(nodes, weights)``, each of shape ``(n,)``: nodes increasing inside $(t_0, t_1)$,
+        positive weights summing to $t_1 - t_0$ (unit of ``t``).
+
+    Example:
+        ```python
+        ts, w = gauss_legendre(64, 0.0, tau)
+        c2 = jnp.sum(w * jax.vmap(rate)(ts))          # ∫_0^τ rate(t) dt
+        ```
+    """
+    if int(n) != n or n < 1:
+        raise ValueError(f"gauss_legendre: `n` must be an integer >= 1; got {n!r}.")
+    g, w = _leggauss(int(n))
+    concrete = not isinstance(t0, jax.Array) and not isinstance(t1, jax.Array)
+    if concrete and (float(t0), float(t1)) == (-1.0, 1.0):  # the reference rule itself
+        return (g.copy(), w.copy()) if dtype is None else (jnp.asarray(g, dtype), jnp.asarray(w, dtype))
+    if dtype is None and concrete:
+        return t0 + 0.5 * (g + 1) * (t1 - t0), 0.5 * w * (t1 - t0)
+    g, w = jnp.asarray(g, dtype), jnp.asarray(w, dtype)
+    return t0 + 0.5 * (g + 1) * (t1 - t0), 0.5 * w * (t1 - t0)

@@ -1,0 +1,245 @@
+r"""The CDF method of the 1D relations (``method="cdf"``, the default): quadrature in $x$ of the
+CDF forms of every integral, on Gauss–Kronrod panels, with error estimates (see
+[`jaxsa.cdf_quadrature`][jaxsa.cdf_quadrature] for the integrands and the rules)."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from jaxsa.relations.report import Report, Settings, tolerance_of
+
+__all__ = ["cdf_report", "batched_cdf_jit"]
+
+
+def _rho_times(schedule, targets, tau):
+    r"""Times in ``[0, τ/2]`` where $\sigma_t/m_t$ reaches each target (bisection;
+    $\sigma/m$ is increasing by Eq. 24)."""
+    def rho(t):
+        return jnp.sqrt(schedule.sigma_sq(t)) / schedule.m(t)
+
+    def body(_, ab):
+        lo, hi = ab
+        mid = 0.5 * (lo + hi)
+        below = rho(mid) < targets
+        return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+
+    z = jnp.zeros_like(targets)
+    lo, hi = jax.lax.fori_loop(0, 60, body, (z, z + 0.5 * tau))
+    return 0.5 * (lo + hi)
+
+
+def _time_rule(path, settings):
+    r"""Composite Gauss–Kronrod nodes in time ``(N,)`` and Kronrod / Gauss weights: panels
+    graded geometrically in $\sigma_t/m_t$ from ``rho_lo`` × the narrowest data scale
+    to $\tau/2$, then uniform to τ."""
+    from jaxsa.cdf_quadrature import panels
+
+    tau = path.tau
+    d = path.data
+    s_min = jnp.min(jnp.where(d.weights > 0, d.scales, jnp.inf))
+    sched = path.schedule
+    rho_mid = jnp.sqrt(sched.sigma_sq(0.5 * tau)) / sched.m(0.5 * tau)
+    rho_lo = jnp.minimum(settings.rho_lo * s_min, 0.5 * rho_mid)
+    j = jnp.arange(settings.time_levels + 1) / settings.time_levels
+    targets = rho_lo * (rho_mid / rho_lo) ** j
+    t_geo = _rho_times(sched, targets, tau)
+    top = 0.5 * tau + 0.5 * tau * jnp.arange(1, settings.time_top + 1) / settings.time_top
+    edges = jnp.concatenate([jnp.zeros(1, tau.dtype), t_geo.at[-1].set(0.5 * tau), top])
+    return panels(edges, settings.time_order)  # (panels, 2n+1) each
+
+
+def _snapshot_grid(lo_hi, settings):
+    if settings.grid is not None:
+        lo, hi, n = settings.grid
+        return jnp.linspace(lo, hi, n + 1)
+    lo, hi = lo_hi
+    return jnp.linspace(lo, hi, settings.n_grid + 1)
+
+
+def _cdf_report(path, pert, settings: Settings) -> Report:
+    """Core of the CDF method for one path and one perturbation (jittable, vmappable)."""
+    from jaxsa import cdf_quadrature as cq
+
+    dtype = jnp.result_type(float)
+    tau = path.tau
+    is_ot = path.is_geodesic
+    p_tau = path.end_marginal()
+    pert = cq.as_start(pert)
+    yc, n_cross = cq.crossings(p_tau, pert, settings.n_cross, settings.z_max)
+    y_breaks = jnp.concatenate([yc, cq.breakpoints(pert)])
+    D0v, divergent = cq.chi2_start(p_tau, pert, settings)  # (2,): Kronrod, Gauss
+
+    table = cq.QuantileTable(p_tau)
+
+    def at(t):  # every x-integral at time t (DiffusionPath)
+        return cq.x_integrals(path.marginal(t), p_tau, pert, lambda x: path.velocity(t, x),
+                              y_breaks, settings, table)
+
+    n_series = settings.n_time if settings.n_time > 2 else 0
+    ts = jnp.linspace(0.0, 1.0, settings.n_time, dtype=dtype) * tau
+    if is_ot:
+        def nu0(x):  # OT velocity at t = 0: (T(x) - x)/τ
+            return (path.transport_map(x) - x) / tau
+
+        I0 = cq.x_integrals(path.data, p_tau, pert, nu0, y_breaks, settings, table)
+        It = cq.x_integrals(p_tau, p_tau, pert, None, y_breaks, settings, table)
+    else:
+        tpan, twk, twg = _time_rule(path, settings)
+        tn = tpan.ravel()
+        all_t = jnp.concatenate([jnp.zeros(1, dtype), tau[None], tn] + ([ts] if n_series else []))
+        # one program for every time, ``time_batch`` times at once: a working set that stays
+        # in cache is ~1.7x faster on CPU than all times vmapped together
+        I_all = jax.lax.map(at, all_t, batch_size=min(settings.time_batch, all_t.shape[0]))
+        nq = tn.shape[0]
+        I0 = {k: v[0] for k, v in I_all.items()}
+        It = {k: v[1] for k, v in I_all.items()}
+        Iq = {k: v[2:2 + nq] for k, v in I_all.items()}
+        Is = {k: v[2 + nq:] for k, v in I_all.items()}
+
+    # values ([0]) and error estimates ([1]) of every integral, propagated to first order
+    D0, eD0 = D0v[0], D0v[1]
+    W1_q_p, W1_init = I0["W1"][0], It["W1"][0]
+    eW1q, eW1i = I0["W1"][1], It["W1"][1]
+    delta, e_delta = W1_q_p - W1_init, eW1q + eW1i
+    W2_sq, eW2 = I0["W2_sq"][0], I0["W2_sq"][1]
+    safeD0 = jnp.where(divergent, 1.0, D0)
+    eta = jnp.where(divergent, 0.0, delta**2 / (tau * safeD0))
+    e_eta = jnp.where(divergent, 0.0, 2 * jnp.abs(delta) * e_delta / (tau * safeD0)
+                      + eta * eD0 / safeD0)
+    if is_ot:  # straight lines: W₁ linear in t, constant speed (SPEC §5)
+        v2 = W2_sq / tau**2
+        c2, e_c2 = W2_sq / tau, eW2 / tau
+        length, e_len = jnp.sqrt(W2_sq), 0.5 * eW2 / jnp.sqrt(W2_sq)
+        c1, e_c1 = eta, e_eta
+        vl = jnp.where(divergent, 0.0, delta**2 / (tau**2 * safeD0))
+        v2_max, e_v2max = v2, eW2 / tau**2
+        s80, e_s80 = v2 - vl, eW2 / tau**2 + e_eta / tau
+    else:
+        P, N = tpan.shape
+        v2, ev2 = Iq["v2_sq"][:, 0], Iq["v2_sq"][:, 1]
+        dW, edW = Iq["dW1"][:, 0], Iq["dW1"][:, 1]
+        vl = jnp.where(divergent, 0.0, dW**2 / safeD0)
+        evl = jnp.where(divergent, 0.0, 2 * jnp.abs(dW) * edW / safeD0 + vl * eD0 / safeD0)
+        sq = jnp.sqrt(jnp.maximum(v2, 0.0))
+        esq = ev2 / (2 * jnp.maximum(sq, jnp.sqrt(ev2) + 1e-300))
+        wflat = twk.ravel()
+
+        def time_int(f, ef):  # ∫ f dt by Kronrod in time, + the integrand's own x-errors
+            vt = cq.integrate(f.reshape(P, N), twk, twg)
+            return vt[0], vt[1] + jnp.sum(jnp.abs(wflat) * ef)
+
+        c2, e_c2 = time_int(v2, ev2)
+        c1, e_c1 = time_int(vl, evl)
+        length, e_len = time_int(sq, esq)
+        i_max = jnp.argmax(v2)
+        v2_max, e_v2max = v2[i_max], ev2[i_max]
+        i80 = jnp.argmin(v2 - vl)
+        s80, e_s80 = (v2 - vl)[i80], (ev2 + evl)[i80]
+    length_bound, e_lb = length**2 / tau, 2 * length * e_len / tau
+    ot_bound, e_ot = W2_sq / tau, eW2 / tau
+    fine = dict(
+        eta=eta, c1=c1, c2=c2, entropy_bound=c2, D0=D0, W1_q_p=W1_q_p, W1_init=W1_init,
+        delta_W1=delta, path_length=length, W2_sq=W2_sq, length_bound=length_bound,
+        ot_bound=ot_bound, v2_sq_max=v2_max, slack_77=c2 - eta, slack_80=s80,
+        slack_82_eta_c1=c1 - eta, slack_82_c1_c2=c2 - c1,
+        slack_91_c2_length=c2 - length_bound, slack_91_length_ot=length_bound - ot_bound,
+    )
+    errors = dict(
+        eta=e_eta, c1=e_c1, c2=e_c2, entropy_bound=e_c2, D0=jnp.where(divergent, 0.0, eD0),
+        W1_q_p=eW1q, W1_init=eW1i, delta_W1=e_delta, path_length=e_len, W2_sq=eW2,
+        length_bound=e_lb, ot_bound=e_ot, v2_sq_max=e_v2max, slack_77=e_c2 + e_eta,
+        slack_80=e_s80, slack_82_eta_c1=e_c1 + e_eta, slack_82_c1_c2=e_c2 + e_c1,
+        slack_91_c2_length=e_c2 + e_lb, slack_91_length_ot=e_lb + e_ot,
+    )
+    errors = {k: jnp.where(jnp.isnan(e), jnp.inf, e) for k, e in errors.items()}
+    tol = tolerance_of({k: fine[k] for k in Report.SCALARS}, settings.rtol)
+    ok = jnp.stack([errors[k] <= tol[k] for k in Report.CONVERGED]).all() & (n_cross <= settings.n_cross)
+
+    # ---- series (uniform times) and density snapshots --------------------------------------
+    D0 = fine["D0"]
+    if is_ot:
+        s = ts / tau
+        W1_t = (1 - s) * fine["W1_q_p"] + s * fine["W1_init"]
+        dW1 = jnp.full_like(ts, -fine["delta_W1"] / tau)
+        v2_t = jnp.full_like(ts, fine["W2_sq"] / tau**2)
+        chi2_t = jnp.full_like(ts[:: settings.chi2_stride], D0)
+    elif n_series:
+        W1_t, dW1, v2_t = Is["W1"][:, 0], Is["dW1"][:, 0], Is["v2_sq"][:, 0]
+        chi2_t = Is["chi2"][:: settings.chi2_stride, 0]
+    else:
+        W1_t = jnp.stack([I0["W1"][0], It["W1"][0]])
+        dW1 = jnp.stack([I0["dW1"][0], It["dW1"][0]])
+        v2_t = jnp.stack([I0["v2_sq"][0], It["v2_sq"][0]])
+        chi2_t = jnp.stack([I0["chi2"][0], It["chi2"][0]])[:: settings.chi2_stride]
+    vloss_t = jnp.where(divergent, 0.0, dW1**2 / D0)
+    t_chi = ts[:: settings.chi2_stride]
+    chi2_res = jnp.where(divergent, 0.0, jnp.max(jnp.abs(chi2_t - D0)) / D0)
+
+    snap_t = jnp.asarray(settings.snapshots, dtype) * tau
+    z6 = jnp.asarray([-6.0, 6.0], dtype)
+    if is_ot:
+        def x_of(t, y):  # position at time t of the particle at y at τ
+            s = t / tau
+            return (1 - s) * path.inverse_map(y) + s * y
+
+        def origin_y(t, x):  # its start y
+            return path.transport_map(path.origin(t, x))
+
+        def log_pt(t, x):
+            return path.log_density(t, x)
+    else:
+        def x_of(t, y):
+            return cq.normal_score_quantile(path.marginal(t), cq.normal_score(p_tau, y))
+
+        def origin_y(t, x):
+            return table(cq.normal_score(path.marginal(t), x))
+
+        def log_pt(t, x):
+            return path.marginal(t).log_density(x)
+
+    ends = jnp.stack([cq.normal_score_quantile(p_tau, z6), cq.normal_score_quantile(pert, z6)]).ravel()
+    ext = jax.vmap(lambda t: x_of(t, ends))(snap_t)
+    pad = 0.05 * (jnp.max(ext) - jnp.min(ext))
+    xg = _snapshot_grid((jnp.min(ext) - pad, jnp.max(ext) + pad), settings).astype(dtype)
+
+    def densities(t):
+        lp = log_pt(t, xg)
+        Y = origin_y(t, xg)
+        lr = pert.log_density(Y) - p_tau.log_density(Y)
+        fe, se = cq.cdf_sf(pert, origin_y(t, xg[jnp.array([0, -1])]))
+        fq, sq = cq.cdf_sf(p_tau, origin_y(t, xg[jnp.array([0, -1])]))
+        out = jnp.maximum(fe[0] + se[1], fq[0] + sq[1])
+        return jnp.exp(lp), jnp.exp(lp + lr), out
+
+    fwd, est, out = jax.vmap(densities)(snap_t)
+    zero = jnp.zeros((), jnp.int32)
+    return Report(
+        **fine, t=ts, v2_sq=v2_t, vloss_sq=vloss_t, W1_t=W1_t, dW1_dt=dW1, chi2_t=t_chi,
+        chi2=chi2_t, chi2_residual=chi2_res, snapshot_t=snap_t, x_grid=xg,
+        forward_density=fwd, estimated_density=est, ode_steps=zero,
+        ode_success=jnp.ones((), bool), forward_endpoint_error=jnp.zeros((), dtype),
+        mass_outside_grid=jnp.max(out), errors=errors, converged=ok,
+        D0_finite=jnp.logical_not(divergent), n_crossings=n_cross,
+    )
+
+
+@functools.partial(jax.jit, static_argnames="settings")
+def cdf_report(path, start, settings: Settings) -> Report:
+    r"""The CDF method's traceable core: every quantity and its error estimate for one forward
+    process and one perturbed start (a 1D density or a
+    [`Start`][jaxsa.cdf_quadrature.Start]), at the one resolution ``settings`` gives. No input
+    checks and no refinement: use [`speed_accuracy`][jaxsa.relations.speed_accuracy] for those.
+    Jitted with static ``settings``; can be put under ``jit``, ``vmap``, ``shard_map`` and AOT
+    compilation."""
+    return _cdf_report(path, start, settings)
+
+
+@functools.partial(jax.jit, static_argnames="settings")
+def batched_cdf_jit(path, starts, settings: Settings) -> Report:
+    """[`cdf_report`][jaxsa.relations.cdf.cdf_report] for one path and a batch of starts (a
+    stacked [`Start`][jaxsa.cdf_quadrature.Start]): one compiled program for starts of every
+    kind; every leaf of the report gains the batch axis."""
+    return jax.vmap(lambda s: _cdf_report(path, s, settings))(starts)
