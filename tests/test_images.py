@@ -75,3 +75,16 @@ def test_images_bad_settings():
         run_images(ImagesSettings(schedules=("vp",)))
     with pytest.raises(ValueError, match="n_bootstrap"):
         run_images(ImagesSettings(n_bootstrap=1))
+
+
+def test_digits_are_1797_images_of_64_pixels_scaled_to_minus_one_one():
+    """README: the 1,797 8×8 digits of scikit-learn, 64 dimensions, scaled to [-1, 1]: every
+    image is sklearn's 0–16 grey levels mapped affinely, 0 to -1 and 16 to +1."""
+    from sklearn.datasets import load_digits
+
+    x = load_digits_data()
+    raw = load_digits().images.reshape(-1, 64)  # the 8×8 images, flattened
+    assert x.shape == (1797, 64) and x.dtype == np.float64
+    assert x.min() == -1.0 and x.max() == 1.0
+    np.testing.assert_array_equal(np.round((x + 1.0) * 8.0), raw)
+    assert load_digits_data(100).shape == (100, 64)
