@@ -22,7 +22,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxsa.cfm import CFMSettings, data_digest, train_cfm  # noqa: E402
+from jaxsa.processes.learned import CFMSettings, data_digest, train_cfm  # noqa: E402
 from jaxsa.experiments.fig3 import rk4_path, swiss_roll  # noqa: E402
 from jaxsa.metrics import w1_point_cloud  # noqa: E402
 

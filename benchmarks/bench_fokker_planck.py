@@ -22,9 +22,9 @@ jax.config.update("jax_enable_x64", True)
 
 import jaxsa  # noqa: E402
 from jaxsa.experiments.nonconservative import swiss_roll_mixture  # noqa: E402
-from jaxsa.fokker_planck import Grid, schedule_fokker_planck, solve_fokker_planck  # noqa: E402
-from jaxsa.grid_relations import speed_accuracy_grid  # noqa: E402
-from jaxsa.thermo import entropy_rates, ou_gaussian_rates  # noqa: E402
+from jaxsa.solvers.fokker_planck import Grid, schedule_fokker_planck, solve_fokker_planck  # noqa: E402
+from jaxsa.relations.grid import speed_accuracy_grid  # noqa: E402
+from jaxsa.thermo.grid import entropy_rates, ou_gaussian_rates  # noqa: E402
 
 
 def timed(fn, repeats):

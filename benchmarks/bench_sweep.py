@@ -23,7 +23,7 @@ CODE = """
 import jax, json, sys, time
 jax.config.update("jax_enable_x64", True)
 import numpy as np
-from jaxsa.sweep import SweepSpec, run_sweep
+from jaxsa.studies.sweep import SweepSpec, run_sweep
 n, chunk, vmap, fixed = map(int, sys.argv[1:5])
 method = sys.argv[6]
 spec = SweepSpec(family="interpolated", grid={"lam": list(np.linspace(0, 1, n))},

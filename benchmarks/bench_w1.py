@@ -105,8 +105,8 @@ def bench_ode(counts, repeats, chunk, whole_max):
     t = 0. Each count is timed as independent chunks of ``chunk`` particles (``lax.map``, one
     adaptive solve per chunk) and, up to ``whole_max`` particles, as one solve over all."""
     from jaxsa.densities import GaussianMixture
-    from jaxsa.empirical import EmpiricalPath, transport_particles
-    from jaxsa.schedules import CondOT
+    from jaxsa.processes.empirical import EmpiricalPath, transport_particles
+    from jaxsa.schedules.standard import CondOT
 
     means = jnp.array([[-1.0, 0.0], [1.0, 0.5], [0.0, -1.0]])
     data = GaussianMixture(jnp.array([0.3, 0.3, 0.4]), means, jnp.array([0.3, 0.4, 0.2]))

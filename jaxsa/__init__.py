@@ -1,8 +1,12 @@
 """jaxsa: speed-accuracy relations of diffusion models, in JAX.
 
-The whole public API is re-exported here; the pipeline reads top to bottom:
-schedules (and families) → densities → forward process → estimated process (flow) → metrics →
-relations → sweeps, validation and schedule optimisation.
+The whole public API is re-exported here, grouped by the stage of the pipeline it belongs to
+(each stage imports only the ones before it): schedules and densities → solvers and metrics →
+processes and velocity fields (the protocol
+[`AbstractVelocityField`][jaxsa.processes.base.AbstractVelocityField]) → thermodynamics →
+relations → studies. ``jaxsa.cdf_quadrature`` is the CDF
+method's quadrature module; ``jaxsa.results``, ``jaxsa.plot`` and ``jaxsa.experiments`` are
+imported on demand (the numerical core imports no matplotlib, flax or tqdm).
 
 Importing jaxsa never changes JAX's global float64 switch. The quantities of the paper need
 float64 (χ² ratios of densities near zero, differences of Wasserstein distances); enable it
@@ -10,103 +14,412 @@ in your program (``jax.config.update("jax_enable_x64", True)``) or use ``jaxsa.f
 Functions that need it warn (`Float64Warning`) when called in float32.
 """
 
-from jaxsa import cdf_quadrature as cdf_quadrature
-from jaxsa._checks import DivergenceWarning as DivergenceWarning
-from jaxsa._checks import Float64Warning as Float64Warning
-from jaxsa._checks import float64 as float64
-from jaxsa.densities import PERTURBATION_NAMES as PERTURBATION_NAMES
-from jaxsa.densities import Density as Density
-from jaxsa.densities import GaussianMixture as GaussianMixture
-from jaxsa.densities import Uniform as Uniform
-from jaxsa.densities import gaussian as gaussian
-from jaxsa.densities import paper_data as paper_data
-from jaxsa.densities import paper_perturbations as paper_perturbations
-from jaxsa.densities import paper_prior as paper_prior
-from jaxsa.dissipation import speed_cost as speed_cost
-from jaxsa.dissipation import v2_sq as v2_sq
-from jaxsa.families import Interpolated as Interpolated
-from jaxsa.families import PolarBernstein as PolarBernstein
-from jaxsa.empirical import EmpiricalPath as EmpiricalPath
-from jaxsa.empirical import MCEstimate as MCEstimate
-from jaxsa.empirical import chi2_divergence as chi2_divergence
-from jaxsa.empirical import chi2_isotropic_gaussian as chi2_isotropic_gaussian
-from jaxsa.empirical import dissipation_mc as dissipation_mc  # ∫T Ṡ^tot dt; jaxsa.entropy_production is S^tot
-from jaxsa.empirical import transport_particles as transport_particles
-from jaxsa.flow import ODESettings as ODESettings
-from jaxsa.flow import solve_flow as solve_flow
-from jaxsa.flow import transport as transport
-from jaxsa.forward import DiffusionPath as DiffusionPath
-from jaxsa.processes import AbstractForwardProcess as AbstractForwardProcess
-from jaxsa.processes import AbstractVelocityField as AbstractVelocityField
-from jaxsa.processes import VelocityFunction as VelocityFunction
-from jaxsa.processes import velocity_field as velocity_field
-from jaxsa.metrics import chi2_gaussian_1d as chi2_gaussian_1d
-from jaxsa.metrics import w1_cdf_grid as w1_cdf_grid
-from jaxsa.metrics import w1_gaussian_1d as w1_gaussian_1d
-from jaxsa.metrics import w1_point_cloud as w1_point_cloud
-from jaxsa.metrics import w1_samples_1d as w1_samples_1d
-from jaxsa.metrics import w2_gaussian as w2_gaussian
-from jaxsa.metrics import w2_isotropic_gaussian as w2_isotropic_gaussian
-from jaxsa.metrics import wp_quantiles as wp_quantiles
-from jaxsa.ot_schedule import OTPath as OTPath
-from jaxsa.relations import Report as Report
-from jaxsa.relations import Settings as Settings
-from jaxsa.relations import end_marginal as end_marginal
-from jaxsa.relations import quantile_nodes as quantile_nodes
-from jaxsa.relations import perturbation_start as perturbation_start
-from jaxsa.relations import speed_accuracy as speed_accuracy
-from jaxsa.relations import speed_accuracy_from_start as speed_accuracy_from_start
-from jaxsa.schedules import CondOT as CondOT
-from jaxsa.schedules import Cosine as Cosine
-from jaxsa.schedules import Custom as Custom
-from jaxsa.schedules import Schedule as Schedule
-from jaxsa.schedules import ScheduleValues as ScheduleValues
-from jaxsa.schedules import VEGeometric as VEGeometric
-from jaxsa.schedules import VPLinear as VPLinear
-from jaxsa.schedules import check_schedule as check_schedule
-from jaxsa.fokker_planck import FPSettings as FPSettings
-from jaxsa.fokker_planck import Grid as Grid
-from jaxsa.fokker_planck import schedule_fokker_planck as schedule_fokker_planck
-from jaxsa.fokker_planck import solve_fokker_planck as solve_fokker_planck
-from jaxsa.fokker_planck import solve_transport as solve_transport
-from jaxsa.grid_relations import GridReport as GridReport
-from jaxsa.grid_relations import GridSettings as GridSettings
-from jaxsa.grid_relations import speed_accuracy_grid as speed_accuracy_grid
-from jaxsa.thermo import EntropyRates as EntropyRates
-from jaxsa.thermo import entropy_rates as entropy_rates
-from jaxsa.thermo import flux_entropy_rates as flux_entropy_rates
-from jaxsa.thermo import gradient_projection as gradient_projection
-from jaxsa.thermo import ou_gaussian_rates as ou_gaussian_rates
+# ---- checks and float64 --------------------------------------------------------------------
 
-from jaxsa.ddim import ddim_coordinates as ddim_coordinates
-from jaxsa.ddim import ddim_inverse as ddim_inverse
-from jaxsa.ddim import ddim_path as ddim_path
-from jaxsa.ddim import ddim_schedule as ddim_schedule
-from jaxsa.ddim import ddim_velocity as ddim_velocity
-from jaxsa.kinetic import conditional_kinetic_energy as conditional_kinetic_energy
-from jaxsa.kinetic import kinetic_c2_monte_carlo as kinetic_c2_monte_carlo
-from jaxsa.kinetic import point_cloud_data as point_cloud_data
-from jaxsa.pathspace import DiffusionProcess as DiffusionProcess
-from jaxsa.pathspace import GaussianGeodesic as GaussianGeodesic
-from jaxsa.pathspace import OrnsteinUhlenbeck as OrnsteinUhlenbeck
-from jaxsa.pathspace import PathEntropy as PathEntropy
-from jaxsa.pathspace import entropy_production as entropy_production
-from jaxsa.pathspace import path_entropy as path_entropy
-from jaxsa.pathspace import simulate_langevin as simulate_langevin
-from jaxsa.quadrature import gauss_legendre as gauss_legendre
-from jaxsa.speed_limits import SpeedLimit as SpeedLimit
-from jaxsa.speed_limits import observable_speed_sq as observable_speed_sq
-from jaxsa.speed_limits import optimal_observable_gradient as optimal_observable_gradient
-from jaxsa.speed_limits import speed_limit as speed_limit
-from jaxsa.speed_limits import w1_speed as w1_speed
-from jaxsa.optimize import optimize_schedule as optimize_schedule
-from jaxsa.sweep import SweepSpec as SweepSpec
-from jaxsa.sweep import run_sweep as run_sweep
-from jaxsa.validate import run_validation as run_validation
-from jaxsa.metrics import W1Result as W1Result
-from jaxsa.metrics import w1_bounds as w1_bounds
-from jaxsa.cfm import CFMSettings as CFMSettings
-from jaxsa.cfm import LearnedVelocity as LearnedVelocity
-from jaxsa.cfm import train_cfm as train_cfm
+from jaxsa._checks import (  # noqa: F401
+    Float64Warning,
+    DivergenceWarning,
+    float64,
+)
+
+# ---- schedules and densities ---------------------------------------------------------------
+
+from jaxsa.schedules.standard import (  # noqa: F401
+    Schedule,
+    ScheduleValues,
+    Cosine,
+    CondOT,
+    VPLinear,
+    VEGeometric,
+    Custom,
+    check_schedule,
+)
+
+from jaxsa.schedules.families import (  # noqa: F401
+    Interpolated,
+    PolarBernstein,
+    bernstein,
+)
+
+from jaxsa.densities import (  # noqa: F401
+    Density,
+    GaussianMixture,
+    Uniform,
+    gaussian,
+    paper_data,
+    paper_prior,
+    paper_perturbations,
+    PERTURBATION_NAMES,
+)
+
+# ---- processes and velocity fields (the protocol and its implementations) ------------------
+
+from jaxsa.processes.base import (  # noqa: F401
+    AbstractVelocityField,
+    AbstractForwardProcess,
+    VelocityFunction,
+    velocity_field,
+)
+
+from jaxsa.processes.diffusion import (  # noqa: F401
+    DiffusionPath,
+)
+
+from jaxsa.processes.ot import (  # noqa: F401
+    OTPath,
+)
+
+from jaxsa.processes.empirical import (  # noqa: F401
+    PARTICLE_ODE,
+    EmpiricalPath,
+    ParticleSolution,
+    PathMarginal,
+    transport_particles,
+)
+
+from jaxsa.processes.learned import (  # noqa: F401
+    CFMSettings,
+    LearnedVelocity,
+    VelocityMLP,
+    compare_1d_ot,
+    data_digest,
+    train_cfm,
+    checkpoint_digest,
+    ot_coupled_pairs,
+)
+
+from jaxsa.processes.langevin import (  # noqa: F401
+    OrnsteinUhlenbeck,
+    GaussianGeodesic,
+    DiffusionProcess,
+    as_process,
+    check_window,
+)
+
+from jaxsa.processes.ddim import (  # noqa: F401
+    ddim_coordinates,
+    ddim_inverse,
+    ddim_schedule,
+    ddim_path,
+    ddim_velocity,
+)
+
+# ---- solvers and quadrature ----------------------------------------------------------------
+
+from jaxsa.solvers.flow import (  # noqa: F401
+    ODESettings,
+    RK4,
+    integrate,
+    transport,
+    solve_flow,
+    max_norm,
+)
+
+from jaxsa.solvers.fokker_planck import (  # noqa: F401
+    Grid,
+    FPSettings,
+    FPSolution,
+    sg_fluxes,
+    divergence,
+    boundary_mass,
+    solve_fokker_planck,
+    schedule_fokker_planck,
+    adjacent_pairs,
+    field_at_faces,
+)
+
+from jaxsa.solvers.transport import (  # noqa: F401
+    TransportSolution,
+    transport_fluxes,
+    solve_transport,
+)
+
+from jaxsa.quadrature import (  # noqa: F401
+    gauss_legendre,
+    quantile_nodes,
+)
+
+# ---- metrics -------------------------------------------------------------------------------
+
+from jaxsa.metrics import (  # noqa: F401
+    W1Result,
+    chi2_gaussian_1d,
+    w1_bounds,
+    w1_cdf_grid,
+    w1_gaussian_1d,
+    w1_point_cloud,
+    w1_samples_1d,
+    w2_gaussian,
+    w2_isotropic_gaussian,
+    wp_quantiles,
+)
+
+# ---- thermodynamics ------------------------------------------------------------------------
+
+from jaxsa.thermo.dissipation import (  # noqa: F401
+    v2_sq,
+    speed_cost,
+    w2_sq_to_prior,
+)
+
+from jaxsa.thermo.grid import (  # noqa: F401
+    EntropyRates,
+    entropy_rates,
+    flux_entropy_rates,
+    gradient_projection,
+    ou_gaussian_rates,
+)
+
+from jaxsa.thermo.kinetic import (  # noqa: F401
+    conditional_kinetic_energy,
+    kinetic_c2_monte_carlo,
+    point_cloud_data,
+)
+
+from jaxsa.thermo.speed_limits import (  # noqa: F401
+    SpeedLimit,
+    speed_limit,
+    observable_speed_sq,
+    optimal_observable_gradient,
+    w1_speed,
+)
+
+from jaxsa.thermo.path_entropy import (  # noqa: F401
+    entropy_production,
+    PathEntropy,
+    mean_ci,
+    simulate_langevin,
+    path_entropy,
+)
+
+from jaxsa.thermo.monte_carlo import (  # noqa: F401
+    MCEstimate,
+    dissipation_mc,
+    chi2_divergence,
+    chi2_isotropic_gaussian,
+    gaussian_path_c2,
+)
+
+# ---- relations -----------------------------------------------------------------------------
+
+from jaxsa.relations.report import (  # noqa: F401
+    Settings,
+    Report,
+    SCALE_OF,
+    violated,
+    tolerance_of,
+)
+
+from jaxsa.relations.api import (  # noqa: F401
+    speed_accuracy,
+    speed_accuracy_from_start,
+    end_marginal,
+    check_inputs,
+)
+
+from jaxsa.relations.cdf import (  # noqa: F401
+    cdf_report,
+    batched_cdf_jit,
+)
+
+from jaxsa.relations.quantile import (  # noqa: F401
+    abs_quadrature,
+    perturbation_start,
+    quantile_report,
+)
+
+from jaxsa.relations.grid import (  # noqa: F401
+    GridSettings,
+    GridReport,
+    speed_accuracy_grid,
+    cell_averages,
+    abs_integral,
+)
+
+# ---- studies -------------------------------------------------------------------------------
+
+from jaxsa.studies.sweep import (  # noqa: F401
+    FAMILIES,
+    SweepSpec,
+    sweep_settings,
+    load_spec,
+    make_evaluator,
+    run_sweep,
+    run_chunks,
+    map_over_devices,
+    sweep_points,
+    config_mesh,
+    to_host,
+    write_json_once,
+    report_record,
+)
+
+from jaxsa.studies.validate import (  # noqa: F401
+    random_config,
+    run_validation,
+    FAMILY_NAMES,
+)
+
+from jaxsa.studies.optimize import (  # noqa: F401
+    optimize_schedule,
+)
+
+from jaxsa.relations import cdf_quadrature as cdf_quadrature  # noqa: E402
+
+__all__ = [
+    # checks and float64
+    "Float64Warning",
+    "DivergenceWarning",
+    "float64",
+    # schedules and densities
+    "Schedule",
+    "ScheduleValues",
+    "Cosine",
+    "CondOT",
+    "VPLinear",
+    "VEGeometric",
+    "Custom",
+    "check_schedule",
+    "Interpolated",
+    "PolarBernstein",
+    "bernstein",
+    "Density",
+    "GaussianMixture",
+    "Uniform",
+    "gaussian",
+    "paper_data",
+    "paper_prior",
+    "paper_perturbations",
+    "PERTURBATION_NAMES",
+    # processes and velocity fields (the protocol and its implementations)
+    "AbstractVelocityField",
+    "AbstractForwardProcess",
+    "VelocityFunction",
+    "velocity_field",
+    "DiffusionPath",
+    "OTPath",
+    "PARTICLE_ODE",
+    "EmpiricalPath",
+    "ParticleSolution",
+    "PathMarginal",
+    "transport_particles",
+    "CFMSettings",
+    "LearnedVelocity",
+    "VelocityMLP",
+    "compare_1d_ot",
+    "data_digest",
+    "train_cfm",
+    "checkpoint_digest",
+    "ot_coupled_pairs",
+    "OrnsteinUhlenbeck",
+    "GaussianGeodesic",
+    "DiffusionProcess",
+    "as_process",
+    "check_window",
+    "ddim_coordinates",
+    "ddim_inverse",
+    "ddim_schedule",
+    "ddim_path",
+    "ddim_velocity",
+    # solvers and quadrature
+    "ODESettings",
+    "RK4",
+    "integrate",
+    "transport",
+    "solve_flow",
+    "max_norm",
+    "Grid",
+    "FPSettings",
+    "FPSolution",
+    "sg_fluxes",
+    "divergence",
+    "boundary_mass",
+    "solve_fokker_planck",
+    "schedule_fokker_planck",
+    "adjacent_pairs",
+    "field_at_faces",
+    "TransportSolution",
+    "transport_fluxes",
+    "solve_transport",
+    "gauss_legendre",
+    "quantile_nodes",
+    # metrics
+    "W1Result",
+    "chi2_gaussian_1d",
+    "w1_bounds",
+    "w1_cdf_grid",
+    "w1_gaussian_1d",
+    "w1_point_cloud",
+    "w1_samples_1d",
+    "w2_gaussian",
+    "w2_isotropic_gaussian",
+    "wp_quantiles",
+    # thermodynamics
+    "v2_sq",
+    "speed_cost",
+    "w2_sq_to_prior",
+    "EntropyRates",
+    "entropy_rates",
+    "flux_entropy_rates",
+    "gradient_projection",
+    "ou_gaussian_rates",
+    "conditional_kinetic_energy",
+    "kinetic_c2_monte_carlo",
+    "point_cloud_data",
+    "SpeedLimit",
+    "speed_limit",
+    "observable_speed_sq",
+    "optimal_observable_gradient",
+    "w1_speed",
+    "entropy_production",
+    "PathEntropy",
+    "mean_ci",
+    "simulate_langevin",
+    "path_entropy",
+    "MCEstimate",
+    "dissipation_mc",
+    "chi2_divergence",
+    "chi2_isotropic_gaussian",
+    "gaussian_path_c2",
+    # relations
+    "Settings",
+    "Report",
+    "SCALE_OF",
+    "violated",
+    "tolerance_of",
+    "speed_accuracy",
+    "speed_accuracy_from_start",
+    "end_marginal",
+    "check_inputs",
+    "cdf_report",
+    "batched_cdf_jit",
+    "abs_quadrature",
+    "perturbation_start",
+    "quantile_report",
+    "GridSettings",
+    "GridReport",
+    "speed_accuracy_grid",
+    "cell_averages",
+    "abs_integral",
+    # studies
+    "FAMILIES",
+    "SweepSpec",
+    "sweep_settings",
+    "load_spec",
+    "make_evaluator",
+    "run_sweep",
+    "run_chunks",
+    "map_over_devices",
+    "sweep_points",
+    "config_mesh",
+    "to_host",
+    "write_json_once",
+    "report_record",
+    "random_config",
+    "run_validation",
+    "FAMILY_NAMES",
+    "optimize_schedule",
+    "cdf_quadrature",
+]
 
 __version__ = "0.1.0"

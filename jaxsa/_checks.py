@@ -16,6 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 
 
+__all__ = ["Float64Warning", "DivergenceWarning", "float64", "check", "is_concrete", "format_number", "as_float",
+           "warn_if_float32"]
+
+
 class Float64Warning(UserWarning):
     """A quantity that needs float64 for a precise answer was computed in float32."""
 

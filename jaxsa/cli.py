@@ -59,7 +59,7 @@ def _version() -> str:
 
 
 def _settings_from_args(args):
-    from jaxsa.flow import ODESettings
+    from jaxsa.solvers.flow import ODESettings
     from jaxsa.relations import Settings
 
     s = Settings()
@@ -129,7 +129,7 @@ def reproduce_nonconservative(out_dir: str, settings) -> dict:
     from tqdm.auto import tqdm
 
     from jaxsa.experiments import nonconservative as nc
-    from jaxsa.plot_nonconservative import plot_nonconservative
+    from jaxsa.plot.nonconservative import plot_nonconservative
 
     t_start = time.perf_counter()
     s = nc.NCSettings()
@@ -161,7 +161,7 @@ def reproduce_fig3(out_dir: str, settings=None, fig3_settings=None) -> dict:
     used (the OT-CFM network is cached under ``$JAXSA_CACHE`` or ``~/.cache/jaxsa``).
     """
     from jaxsa.experiments import fig3
-    from jaxsa.plot_fig3 import plot_fig3
+    from jaxsa.plot.fig3 import plot_fig3
 
     s = fig3_settings or fig3.Fig3Settings()
     out = fig3.run_fig3(s, progress=lambda name: print(f"fig3: {name} done", file=sys.stderr))
@@ -186,7 +186,7 @@ def reproduce_images(out_dir: str, settings) -> dict:
     from tqdm.auto import tqdm
 
     from jaxsa.experiments import images
-    from jaxsa.plot_images import plot_images
+    from jaxsa.plot.images import plot_images
 
     s = images.ImagesSettings()
     bar = tqdm(total=len(s.schedules) * len(images.PERTURBATIONS), desc="images", file=sys.stderr)
@@ -233,7 +233,7 @@ def _cmd_reproduce(args) -> int:
     settings = _settings_from_args(args)
     for n in todo:
         FIGURES[n](args.out, settings)
-    from jaxsa.report_html import write_index  # the results page: figures, tables, provenance
+    from jaxsa.results.html import write_index  # the results page: figures, tables, provenance
     print(f"wrote {write_index(args.out)}")
     return 0
 
@@ -266,7 +266,7 @@ def _init_distributed(args) -> None:
 def _cmd_sweep(args) -> int:
     from tqdm.auto import tqdm
 
-    from jaxsa.sweep import load_spec, run_sweep
+    from jaxsa.studies.sweep import load_spec, run_sweep
 
     _init_distributed(args)
 
@@ -276,7 +276,7 @@ def _cmd_sweep(args) -> int:
     def progress(n):
         bar.update(n)
 
-    from jaxsa.sweep import sweep_points
+    from jaxsa.studies.sweep import sweep_points
 
     bar.total = len(sweep_points(spec)) * len(spec.perturbations)
     bar.refresh()
@@ -300,7 +300,7 @@ def _cmd_validate(args) -> int:
     from tqdm.auto import tqdm
 
     from jaxsa.plot import plot_validation
-    from jaxsa.validate import run_validation
+    from jaxsa.studies.validate import run_validation
 
     bar = tqdm(total=args.n, desc="validate", unit="cfg", file=sys.stderr, smoothing=0.1, mininterval=0.5)
     s = run_validation(n=args.n, out_dir=args.out, seed=args.seed, chunk_size=args.chunk_size,
@@ -322,9 +322,9 @@ def _cmd_optimize(args) -> int:
     from tqdm.auto import tqdm
 
     from jaxsa.densities import paper_data
-    from jaxsa.optimize import optimize_schedule, schedule_curves
+    from jaxsa.studies.optimize import optimize_schedule, schedule_curves
     from jaxsa.plot import plot_optimized
-    from jaxsa.schedules import CondOT, Cosine
+    from jaxsa.schedules.standard import CondOT, Cosine
 
     bar = tqdm(total=args.steps, desc="optimize-schedule", unit="step", file=sys.stderr,
                mininterval=0.5)

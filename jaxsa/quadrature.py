@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["gauss_legendre"]
+__all__ = ["gauss_legendre", "quantile_nodes"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -69,3 +69,14 @@ def gauss_legendre(n: int, t0=0.0, t1=1.0, dtype=None):
         return t0 + 0.5 * (g + 1) * (t1 - t0), 0.5 * w * (t1 - t0)
     g, w = jnp.asarray(g, dtype), jnp.asarray(w, dtype)
     return t0 + 0.5 * (g + 1) * (t1 - t0), 0.5 * w * (t1 - t0)
+
+
+def quantile_nodes(n: int, z_max: float, dtype=None):
+    r"""Normal-score nodes ``z`` ``(n,)`` on ``[-z_max, z_max]`` and trapezoid weights
+    $h\varphi(z_i)$ (static numpy arrays; sum to 1 − 2Φ(−z_max) up to round-off)."""
+    z = np.linspace(-z_max, z_max, n)
+    h = z[1] - z[0]
+    w = h * np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi)
+    w[0] *= 0.5
+    w[-1] *= 0.5
+    return z, w

@@ -184,7 +184,7 @@ def posterior_mean(weights, means, scales, m, sigma_sq, x):
 
 def ou_rates(A, T, cov0, t):
     """Entropy rates of the Ornstein-Uhlenbeck process dx = A x dt + sqrt(2T) dW from
-    N(0, cov0), by a route independent of jaxsa.thermo.ou_gaussian_rates:
+    N(0, cov0), by a route independent of jaxsa.thermo.grid.ou_gaussian_rates:
     Sigma(t) = e^{At} cov0 e^{A^T t} + 2T int_0^t e^{As} e^{A^T s} ds (scipy quad_vec),
     nu = B x with B = A + T Sigma^{-1}; T S'_tot = tr(B Sigma B^T), T S'_bath = tr(A Sigma B^T),
     T S'_sys = (T/2) tr(Sigma^{-1} Sigma'); v_2^2 = tr(S Sigma S) with S Sigma + Sigma S = Sigma'

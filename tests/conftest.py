@@ -23,6 +23,18 @@ from _util import PATH_NAMES, PERT_NAMES, stack_starts, unbatch
 os.environ.setdefault("JAXSA_NO_CACHE", "1")
 
 
+@pytest.fixture(autouse=True)
+def _no_compilation_cache_left_on(request):
+    """No test may leave JAX's persistent compilation cache switched on for the tests after it."""
+    yield
+    if jax.config.jax_compilation_cache_dir is not None:
+        import sys
+
+        print(f"\nconftest: {request.node.nodeid} left the compilation cache on "
+              f"({jax.config.jax_compilation_cache_dir}); switched off", file=sys.stderr)
+        jax.config.update("jax_compilation_cache_dir", None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _x64():
     previous = jax.config.jax_enable_x64

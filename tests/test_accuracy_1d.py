@@ -46,7 +46,7 @@ def _objects(cfg):
         pert = jaxsa.GaussianMixture(p["weights"], p["means"], p["scales"])
     else:
         pert = jaxsa.Uniform(p["low"], p["high"])
-    return path, jaxsa.cdf_quadrature.as_start(pert, K_PERT)
+    return path, jaxsa.relations.cdf_quadrature.as_start(pert, K_PERT)
 
 
 def _compare(cfg, rep, ref):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import jaxsa
-from jaxsa.cfm import CFMSettings, checkpoint_digest, compare_1d_ot, train_cfm
+from jaxsa.processes.learned import CFMSettings, checkpoint_digest, compare_1d_ot, train_cfm
 
 
 def _samplers():
@@ -81,7 +81,7 @@ def test_cfm_1d_matches_exact_ot_and_is_cached(tmp_path):
 def test_minibatch_plan_pairs_follow_the_plan():
     # identical point sets at small epsilon: the OT plan is the identity, so every drawn pair
     # is (x, x); the pairs are drawn from the plan, so x0 is (close to) uniform over the batch
-    from jaxsa.cfm import ot_coupled_pairs
+    from jaxsa.processes.learned import ot_coupled_pairs
 
     x = jax.random.normal(jax.random.PRNGKey(0), (64, 2))
     perm = jax.random.permutation(jax.random.PRNGKey(1), 64)

@@ -73,7 +73,7 @@ def _jaxsa():
     """The installed ``jaxsa`` script (it exits with `main`'s return code), else ``-m jaxsa``.
 
     Not ``python -m jaxsa.cli``: there the CLI module runs as ``__main__``, a second copy of
-    ``jaxsa.cli`` is imported by ``jaxsa.sweep`` for its provenance, and that copy never saw
+    ``jaxsa.cli`` is imported by ``jaxsa.studies.sweep`` for its provenance, and that copy never saw
     the cache being set up."""
     script = os.path.join(os.path.dirname(sys.executable), "jaxsa")
     return [script] if os.path.exists(script) else [sys.executable, "-m", "jaxsa"]

@@ -52,8 +52,8 @@ def _check_optimize(out, degree, steps, n_gauss=64, n_hermite=256):
     import jax.numpy as jnp
 
     import jaxsa
-    from jaxsa.dissipation import speed_cost
-    from jaxsa.families import PolarBernstein
+    from jaxsa.thermo.dissipation import speed_cost
+    from jaxsa.schedules.families import PolarBernstein
 
     doc = json.loads((out / "optimize_schedule.json").read_text())
     _png(out / "optimize_schedule.png")
@@ -99,12 +99,12 @@ def test_optimize_schedule_command(tmp_path, monkeypatch):
     """`jaxsa optimize-schedule` in this process, with the quadratures of c2 and of the plotted
     curves narrowed (the CLI has no flag for them) so that compiling stays short; --steps and
     --degree reach the run."""
-    import jaxsa.optimize
+    import jaxsa.studies.optimize
     from jaxsa.cli import main
 
     small = {"optimize_schedule": {"n_gauss": 32, "n_hermite": 24}, "schedule_curves": {"n_hermite": 24}}
     for name, kw in small.items():
-        monkeypatch.setattr(jaxsa.optimize, name, functools.partial(getattr(jaxsa.optimize, name), **kw))
+        monkeypatch.setattr(jaxsa.studies.optimize, name, functools.partial(getattr(jaxsa.studies.optimize, name), **kw))
     out = tmp_path / "opt"
     assert main(["optimize-schedule", "--steps", "25", "--degree", "4", "--lr", "0.05",
                  "--out", str(out)]) == 0

@@ -161,7 +161,7 @@ def test_documented_defaults():
     ``max_refine = 2`` doublings, time panels from ``0.02 ×`` the narrowest data scale; quantile
     levels on ``[-8.5, 8.5]`` (1024 nodes); Dopri8 with a PID controller at rtol = atol = 1e-10;
     ΔW₁ also allowed ``1e-3 × rtol × W₁`` absolutely."""
-    from jaxsa.flow import ODESettings
+    from jaxsa.solvers.flow import ODESettings
     from jaxsa.relations import tolerance_of
 
     st = jaxsa.Settings()

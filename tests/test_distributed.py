@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from jaxsa.sweep import SweepSpec, run_sweep
+from jaxsa.studies.sweep import SweepSpec, run_sweep
 
 SMALL = {"n_quantiles": 128, "n_gauss": 8, "fixed_steps": 8}
 KEYS = ("eta", "c1", "c2", "D0", "W1_q_p", "slack_80")
@@ -24,7 +24,7 @@ KEYS = ("eta", "c1", "c2", "D0", "W1_q_p", "slack_80")
 _API = textwrap.dedent("""
     import json, sys, types
     from jaxsa.cli import _enable_x64, _init_distributed
-    from jaxsa.sweep import load_spec, run_sweep
+    from jaxsa.studies.sweep import load_spec, run_sweep
     cfg, out, port, pid, max_chunks = sys.argv[1:]
     _enable_x64()
     _init_distributed(types.SimpleNamespace(coordinator=f"127.0.0.1:{port}", num_processes=2,

@@ -1,4 +1,4 @@
-"""d-dimensional forward process (jaxsa.empirical) against closed forms for Gaussian data,
+"""d-dimensional forward process (jaxsa.processes.empirical) against closed forms for Gaussian data,
 chunked against unchunked reductions, the exact particle flow, Monte-Carlo estimates against
 closed forms, and bad input."""
 
@@ -10,14 +10,8 @@ import numpy as np
 import pytest
 
 import jaxsa
-from jaxsa.empirical import (
-    EmpiricalPath,
-    chi2_divergence,
-    chi2_isotropic_gaussian,
-    dissipation_mc,
-    gaussian_path_c2,
-    transport_particles,
-)
+from jaxsa.processes.empirical import EmpiricalPath, transport_particles
+from jaxsa.thermo.monte_carlo import chi2_divergence, chi2_isotropic_gaussian, dissipation_mc, gaussian_path_c2
 
 SCHEDULES = {"cond-ot": lambda: jaxsa.CondOT(1.0), "cosine": lambda: jaxsa.Cosine(1.0)}
 

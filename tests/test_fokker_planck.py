@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import jaxsa
-from jaxsa.fokker_planck import Grid, schedule_fokker_planck, solve_fokker_planck, solve_transport
+from jaxsa.solvers.fokker_planck import Grid, schedule_fokker_planck, solve_fokker_planck
+from jaxsa.solvers.transport import solve_transport
 
 
 @pytest.fixture(autouse=True)

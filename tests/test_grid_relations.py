@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import jaxsa
-from jaxsa.grid_relations import GridSettings, abs_integral, speed_accuracy_grid
+from jaxsa.relations.grid import GridSettings, abs_integral, speed_accuracy_grid
 
 # The relative errors (and max |P_t - P_t^exact|, 1/length) that benchmarks/RESULTS.md states at
 # the default 512 cells; each is asserted to its printed digits (stated + half a unit of the last

@@ -630,7 +630,7 @@ def test_fast_path_8_equal_steps_agrees_with_adaptive_particles(paper, paper_bat
     setting ``sweep_settings(method="flow_map")``) against the all-particle adaptive solve on the
     fig4 configurations: 1.4e-7 in η and c₁, 3.7e-8 in c₂ (measured 1.38e-7, 1.36e-7, 3.71e-8;
     asserted at the stated figures to their printed digits)."""
-    from jaxsa.sweep import sweep_settings
+    from jaxsa.studies.sweep import sweep_settings
 
     _, perts, paths = paper
     fast = sweep_settings(method="flow_map")

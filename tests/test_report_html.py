@@ -1,4 +1,4 @@
-"""The results page ``DIR/index.html`` (jaxsa.report_html): every figure and table it names is there."""
+"""The results page ``DIR/index.html`` (jaxsa.results.html): every figure and table it names is there."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def check_index(out_dir):
 def test_index_from_synthetic_run(tmp_path):
     import matplotlib.pyplot as plt
 
-    from jaxsa.report_html import write_index
+    from jaxsa.results.html import write_index
 
     recs = [{"schedule": s, "perturbation": "mean", "eta": 0.01, "c1": 0.1, "c2": 0.5,
              "entropy_bound": 0.5, "D0": 1.2, "t": [0.0, 1.0], "violations": {}}
@@ -118,7 +118,7 @@ def test_index_from_synthetic_run(tmp_path):
 
 
 def test_index_bad_directory(tmp_path):
-    from jaxsa.report_html import write_index
+    from jaxsa.results.html import write_index
 
     with pytest.raises(ValueError, match="out_dir"):
         write_index(str(tmp_path / "missing"))

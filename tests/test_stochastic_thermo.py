@@ -83,7 +83,7 @@ def test_path_entropy_ou_kl_and_fluctuation_theorem():
     assert s["S_tot_s_tot"][1] < 0.1 * exact  # the interval is informative
     # the mean system part is the change of Shannon entropy of the Gaussian marginals
     c0, c1 = p.moments(0.0)[1][0, 0], p.moments(1.0)[1][0, 0]
-    m, hw = jaxsa.pathspace.mean_ci(pe.s_sys, Z)
+    m, hw = jaxsa.thermo.path_entropy.mean_ci(pe.s_sys, Z)
     assert abs(m - 0.5 * math.log(c1 / c0)) <= hw
 
 

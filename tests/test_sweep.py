@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import jaxsa
-from jaxsa.families import Interpolated, PolarBernstein
-from jaxsa.sweep import SweepSpec, run_sweep
+from jaxsa.schedules.families import Interpolated, PolarBernstein
+from jaxsa.studies.sweep import SweepSpec, run_sweep
 
 SMALL = {"n_quantiles": 128, "n_gauss": 8, "fixed_steps": 8}
 
@@ -29,7 +29,7 @@ def _run_in_subprocess(spec_dict, out, devices=1, extra_env=None):
     code = textwrap.dedent(f"""
         import jax, json
         jax.config.update("jax_enable_x64", True)
-        from jaxsa.sweep import SweepSpec, run_sweep
+        from jaxsa.studies.sweep import SweepSpec, run_sweep
         doc = run_sweep(SweepSpec(**json.loads({json.dumps(json.dumps(spec_dict))})), {str(out)!r})
         print("DEVICES", jax.device_count(), doc["complete"])
     """)
@@ -60,7 +60,7 @@ def test_sharded_sweep_equals_single_device(tmp_path):
 @pytest.mark.slow  # ~75 s: one compile per perturbation kind and schedule
 def test_sweep_matches_direct_calls(tmp_path):
     doc = run_sweep(_spec(n_lam=3, chunk=2), str(tmp_path))
-    st = jaxsa.sweep.sweep_settings(**SMALL)
+    st = jaxsa.studies.sweep.sweep_settings(**SMALL)
     perts = jaxsa.paper_perturbations()
     for rec in doc["records"]:
         path = jaxsa.DiffusionPath(Interpolated(rec["params"]["lam"]), jaxsa.paper_data())
@@ -163,7 +163,7 @@ def _closed_form_c2_against(method, length_rtol):
     """docs/method.md: the closed-form c₂ of ``dissipation.speed_cost`` (Gauss–Legendre in t ×
     Gauss–Hermite in x, no ODE) agrees with the 1D methods to 1e-11 (measured: CDF quadrature
     in x ≤ 1.7e-12, particles ≤ 4.3e-12)."""
-    from jaxsa.dissipation import speed_cost
+    from jaxsa.thermo.dissipation import speed_cost
 
     data = jaxsa.paper_data()
     for sched in (jaxsa.Cosine(), jaxsa.CondOT(), jaxsa.VPLinear(0.1, 12.0)):
@@ -184,7 +184,7 @@ def test_closed_form_c2_agrees_with_particle_method():
 
 
 def test_gradient_of_c2_matches_finite_differences():
-    from jaxsa.dissipation import speed_cost
+    from jaxsa.thermo.dissipation import speed_cost
 
     data = jaxsa.paper_data()
     th = jnp.array([0.3, -0.2, 0.1, 0.5, -0.4, 0.0])
@@ -224,7 +224,7 @@ def test_eta_has_zero_gradient_and_c1_a_finite_one_along_a_family():
 
 
 def test_optimised_schedule_beats_cosine_and_respects_the_ot_bound():
-    from jaxsa.optimize import optimize_schedule
+    from jaxsa.studies.optimize import optimize_schedule
 
     res = optimize_schedule(jaxsa.paper_data(), steps=60, n_gauss=32, n_hermite=24)
     jaxsa.check_schedule(res["schedule"])
@@ -234,8 +234,8 @@ def test_optimised_schedule_beats_cosine_and_respects_the_ot_bound():
 
 
 def test_validation_finds_no_violation(tmp_path):
-    from jaxsa.sweep import sweep_settings
-    from jaxsa.validate import run_validation
+    from jaxsa.studies.sweep import sweep_settings
+    from jaxsa.studies.validate import run_validation
 
     s = run_validation(n=12, out_dir=str(tmp_path), chunk_size=6,
                        settings=sweep_settings(n_quantiles=256, n_gauss=16, fixed_steps=12))
@@ -253,7 +253,7 @@ def test_validation_at_its_defaults_finds_no_violation(tmp_path):
     """``jaxsa validate`` at its defaults (CDF method, the wide random distribution): every
     configuration converged and no inequality violated. benchmarks/RESULTS.md states this for
     n = 10,000 (a 15-minute CLI run); the test runs the first 256 of the same seed."""
-    from jaxsa.validate import run_validation
+    from jaxsa.studies.validate import run_validation
 
     s = run_validation(n=256, out_dir=str(tmp_path), seed=0)
     assert s["complete"] and s["n"] == 256

@@ -6,8 +6,8 @@ import pytest
 from _reference import ou_rates
 
 import jaxsa
-from jaxsa.fokker_planck import Grid, solve_fokker_planck
-from jaxsa.thermo import entropy_rates, ou_gaussian_rates
+from jaxsa.solvers.fokker_planck import Grid, solve_fokker_planck
+from jaxsa.thermo.grid import entropy_rates, ou_gaussian_rates
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +41,7 @@ def test_rotational_ou_grid_matches_closed_form():
 @pytest.mark.parametrize("A", [[[-1.0, 0.0], [0.0, -1.0]], [[-1.0, 1.0], [-1.0, -1.0]],
                                [[-0.5, 2.0], [-0.3, -1.5]]], ids=["conservative", "rot", "skew"])
 def test_ou_gaussian_rates_against_independent_closed_form(A):
-    """jaxsa.thermo.ou_gaussian_rates (augmented matrix exponential, Kronecker solves) against
+    """jaxsa.thermo.grid.ou_gaussian_rates (augmented matrix exponential, Kronecker solves) against
     the scipy route of tests/_reference.ou_rates (quad_vec of the noise integral, Lyapunov
     solver); the conservative case has no housekeeping part and T S'_tot = S'_sys + S'_bath."""
     c0 = np.array([[0.3, 0.1], [0.1, 2.0]])
@@ -56,7 +56,7 @@ def test_ou_gaussian_rates_against_independent_closed_form(A):
 
 
 def _gaussian_with_linear_velocity(n, cov, B):
-    from jaxsa.fokker_planck import adjacent_pairs
+    from jaxsa.solvers.fokker_planck import adjacent_pairs
 
     g = Grid.uniform((-7, -7), (7, 7), (n, n))
     x = g.points()
@@ -69,7 +69,7 @@ def _gaussian_with_linear_velocity(n, cov, B):
 
 def test_weighted_poisson_projection_converges_at_128_squared():
     """v2 of a Gaussian with a rotational linear velocity: CG residual and the grid's v2."""
-    from jaxsa.thermo import gradient_projection
+    from jaxsa.thermo.grid import gradient_projection
 
     A = jnp.array([[-1.0, 1.0], [-1.0, -1.0]])
     T, c0 = 0.5, np.diag([0.8**2, 1.1**2])

@@ -5,11 +5,11 @@ Data $q$: ``n_data`` points of scikit-learn's Swiss roll
 overall standard deviation. $P_\tau = \mathcal N(0, I_2)$, τ = 1.
 
 * **cosine, cond-OT**: the exact forward process of the empirical data
-  ([`jaxsa.empirical.EmpiricalPath`][jaxsa.empirical.EmpiricalPath]); forward samples are exact
+  ([`jaxsa.processes.empirical.EmpiricalPath`][jaxsa.processes.empirical.EmpiricalPath]); forward samples are exact
   ($x_t = m_t y + \sigma_t\varepsilon$), the estimated process is the probability-flow ODE
-  with the exact velocity ([`transport_particles`][jaxsa.empirical.transport_particles]). (It memorises: the flow ends on data points.)
+  with the exact velocity ([`transport_particles`][jaxsa.processes.empirical.transport_particles]). (It memorises: the flow ends on data points.)
 * **OT**: the velocity $u_\theta$ learned by OT conditional flow matching
-  ([`jaxsa.cfm.train_cfm`][jaxsa.cfm.train_cfm], cached by configuration digest); forward samples are the data pushed
+  ([`jaxsa.processes.learned.train_cfm`][jaxsa.processes.learned.train_cfm], cached by configuration digest); forward samples are the data pushed
   forward by $u_\theta$ (RK4), the estimated process pulls the start back by $u_\theta$.
 
 Quantities per schedule (``fig3.json``), for the mean-shift start $\tilde P_\tau = \mathcal
@@ -33,7 +33,7 @@ N(\delta, I)$:
   intervals; by Cauchy–Schwarz this underestimates the integral for exact W1 values);
 * ``c2`` $=\int v_2^2 dt$ and ``entropy_bound`` $=\int T_t\dot S^{tot}_t dt$: equal for
   these conservative forces ([spec §3][spec-3]); cosine/cond-OT: stratified Monte Carlo over exact samples
-  ([`dissipation_mc`][jaxsa.empirical.dissipation_mc], 95% CI in ``entropy_bound_ci95``); OT: $\int
+  ([`dissipation_mc`][jaxsa.thermo.monte_carlo.dissipation_mc], 95% CI in ``entropy_bound_ci95``); OT: $\int
   \mathbb E\|u_\theta\|^2dt$ over the pushed-forward data (Simpson in time, no CI); the learned
   field is assumed (not checked) to be a gradient, so ``entropy_bound = c2`` there.
 """
@@ -49,12 +49,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsa.cfm import CFMSettings, data_digest, train_cfm
+from jaxsa.processes.learned import CFMSettings, data_digest, train_cfm
 from jaxsa.experiments import eta_interval
-from jaxsa.empirical import EmpiricalPath, dissipation_mc, transport_particles
-from jaxsa.flow import ODESettings, integrate
+from jaxsa.processes.empirical import EmpiricalPath, transport_particles
+from jaxsa.thermo.monte_carlo import dissipation_mc
+from jaxsa.solvers.flow import ODESettings, integrate
 from jaxsa.metrics import w1_point_cloud
-from jaxsa.schedules import CondOT, Cosine
+from jaxsa.schedules.standard import CondOT, Cosine
 
 __all__ = ["SCHEDULES", "Fig3Settings", "run_fig3", "swiss_roll"]
 
@@ -70,7 +71,7 @@ class Fig3Settings:
         n_particles: particles per process and per start. shift: $|\delta|$ of the
             mean-shift start (δ along the diagonal). n_entropy, n_time: Monte-Carlo samples per
             stratum and strata. ode_tol: particle ODE tolerance. seed: PRNG/data seed.
-        cfm: [`jaxsa.cfm.CFMSettings`][jaxsa.cfm.CFMSettings] of the OT velocity. cache_dir: checkpoint folder
+        cfm: [`jaxsa.processes.learned.CFMSettings`][jaxsa.processes.learned.CFMSettings] of the OT velocity. cache_dir: checkpoint folder
             (default ``$JAXSA_CACHE`` or ``~/.cache/jaxsa``).
         n_bootstrap: bootstrap replicates of ΔW1 (both clouds resampled with
             replacement) for its standard error and the 95% interval of η.
@@ -136,7 +137,7 @@ def _delta_w1_noise(ref, gen, shift, key, n_boot):
 
 def rk4_path(model, x, t0, t1, steps):
     """Positions of ``x`` carried by ``model.velocity`` from ``t0`` to ``t1`` (RK4, equal steps,
-    by [`jaxsa.flow.integrate`][jaxsa.flow.integrate])."""
+    by [`jaxsa.solvers.flow.integrate`][jaxsa.solvers.flow.integrate])."""
     ys, _, _ = integrate(model.velocity, x, t0, t1, jnp.asarray([t1], x.dtype),
                          ODESettings(solver="RK4", fixed_steps=steps))
     return ys[0]

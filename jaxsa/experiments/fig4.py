@@ -2,7 +2,7 @@ r"""The paper's 1D experiment (Sec. IV D, Appendix F; [spec §7][spec-7]): Fig. 
 
 Data $q = \tfrac12 N(\sqrt{0.35}, 0.3^2) + \tfrac12 N(-\sqrt{0.35}, 0.3^2)$, τ = 1, the
 cosine, cond-OT and exact OT schedules, and the four perturbations of Table I. For each
-schedule the four perturbed starts are one batch ([`jaxsa.cdf_quadrature.stack_starts`][jaxsa.cdf_quadrature.stack_starts];
+schedule the four perturbed starts are one batch ([`jaxsa.relations.cdf_quadrature.stack_starts`][jaxsa.relations.cdf_quadrature.stack_starts];
 with a quantile method, one ODE system), so the whole figure is three compiled calls.
 Deterministic: no random numbers are drawn. The density snapshots share one grid,
 ``(-6, 6)`` unless ``settings.grid`` says otherwise, so that Fig. 5 compares like with like.
@@ -18,9 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsa.densities import PERTURBATION_NAMES, paper_data, paper_perturbations, paper_prior
-from jaxsa.forward import DiffusionPath
-from jaxsa.ot_schedule import OTPath
-from jaxsa.cdf_quadrature import stack_starts
+from jaxsa.processes.diffusion import DiffusionPath
+from jaxsa.processes.ot import OTPath
+from jaxsa.relations.cdf_quadrature import stack_starts
 from jaxsa.relations import (
     Report,
     Settings,
@@ -29,7 +29,7 @@ from jaxsa.relations import (
     batched_cdf_jit,
     perturbation_start,
 )
-from jaxsa.schedules import CondOT, Cosine
+from jaxsa.schedules.standard import CondOT, Cosine
 
 __all__ = ["SCHEDULE_NAMES", "paper_paths", "run_fig4", "fig4_records"]
 
@@ -61,7 +61,7 @@ def with_common_grid(settings: Settings) -> Settings:
 
 
 def batch_of_starts(settings):
-    """The four Table I starts as one batch: a stacked [`Start`][jaxsa.cdf_quadrature.Start]
+    """The four Table I starts as one batch: a stacked [`Start`][jaxsa.relations.cdf_quadrature.Start]
     (CDF method) or stacked quantile-node starts (quantile methods)."""
     perts = paper_perturbations()
     if settings.method == "cdf":

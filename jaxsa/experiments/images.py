@@ -3,7 +3,7 @@ r"""Real images (issue 5, item 7): the speed-accuracy relation on scikit-learn's
 Data: the 1,797 8×8 digit images shipped with scikit-learn (`sklearn.datasets.load_digits`,
 no download), flattened to $\mathbb R^{64}$ and scaled from the pixel range ``[0, 16]`` to
 ``[-1, 1]`` (``x/8 - 1``), as image diffusion models do. $q$ is the empirical measure on
-these points, so the forward process ([`jaxsa.empirical.EmpiricalPath`][jaxsa.empirical.EmpiricalPath]) and its velocity are
+these points, so the forward process ([`jaxsa.processes.empirical.EmpiricalPath`][jaxsa.processes.empirical.EmpiricalPath]) and its velocity are
 exact: no network is learned.
 
 For the cond-OT and cosine schedules (τ = 1, $P_\tau = \mathcal N(0, I)$ exactly) and two
@@ -11,7 +11,7 @@ perturbed starts, a mean shift $\tilde P_\tau = \mathcal N(\delta, I)$ (``|δ| =
 δ along the diagonal) and a variance change $\tilde P_\tau = \mathcal N(0, s^2 I)$
 (``s = std``), it computes
 
-* the estimated process on ``n_samples`` particles per start ([`transport_particles`][jaxsa.empirical.transport_particles]) with
+* the estimated process on ``n_samples`` particles per start ([`transport_particles`][jaxsa.processes.empirical.transport_particles]) with
   common random numbers: the starts are $\varepsilon$, $\varepsilon + \delta$ and
   $s\varepsilon$ for the same $\varepsilon \sim \mathcal N(0, I)$;
 * $W_1(P_\tau, \tilde P_\tau)$ (``W1_tau``: ott-jax on the start clouds; ``W1_tau_exact``:
@@ -21,9 +21,9 @@ perturbed starts, a mean shift $\tilde P_\tau = \mathcal N(\delta, I)$ (``|δ| =
   starts — the unperturbed flow reproduces $q$);
 * $\eta = (W_1(q,p) - W_1(P_\tau,\tilde P_\tau))^2/(\tau D_0)$ (Eq. 77) with both
   $W_1$ s from the same estimator and sample size;
-* $D_0 = \chi^2(\tilde P_\tau\|P_\tau)$ in closed form ([`chi2_isotropic_gaussian`][jaxsa.empirical.chi2_isotropic_gaussian]);
+* $D_0 = \chi^2(\tilde P_\tau\|P_\tau)$ in closed form ([`chi2_isotropic_gaussian`][jaxsa.thermo.monte_carlo.chi2_isotropic_gaussian]);
 * ``entropy_bound`` $= \int_0^\tau T_t\dot S_t^{tot}dt = \int \mathbb E_{P_t}\|\nu_t\|^2dt$
-  by stratified Monte Carlo over exact samples ([`dissipation_mc`][jaxsa.empirical.dissipation_mc]) with its 95% CI;
+  by stratified Monte Carlo over exact samples ([`dissipation_mc`][jaxsa.thermo.monte_carlo.dissipation_mc]) with its 95% CI;
   the forces are conservative, so ``c2`` $=\int v_2^2 dt$ is the same number ([spec §3][spec-3]);
 * Eq. 77 check: ``eta <= entropy_bound``.
 
@@ -57,17 +57,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsa.densities import GaussianMixture
-from jaxsa.empirical import (
-    PARTICLE_ODE,
-    EmpiricalPath,
-    chi2_divergence,
-    dissipation_mc,
-    transport_particles,
-)
-from jaxsa.flow import ODESettings
+from jaxsa.processes.empirical import PARTICLE_ODE, EmpiricalPath, transport_particles
+from jaxsa.thermo.monte_carlo import chi2_divergence, dissipation_mc
+from jaxsa.solvers.flow import ODESettings
 from jaxsa.experiments import eta_interval
 from jaxsa.metrics import w1_point_cloud
-from jaxsa.schedules import CondOT, Cosine
+from jaxsa.schedules.standard import CondOT, Cosine
 
 __all__ = ["PERTURBATIONS", "SCHEDULES", "ImagesSettings", "load_digits_data", "run_images"]
 

@@ -15,7 +15,7 @@ Everything runs on one 2D grid and is vmapped over ``g`` (one compiled computati
 * estimated process: the transport solver carries $\tilde P_\tau$ back to ``t = 0``;
 * $\int T\dot S^{tot}dt$ (``entropy_bound``) and $c_2 = \int v_2^2 dt$ by the midpoint
   rule in time on the grid (closed-form $P_t$, $\nu_t$); $v_2^2$ of
-  $\nu^g$ at a few times by the weighted Poisson projection ([`jaxsa.thermo`][jaxsa.thermo]);
+  $\nu^g$ at a few times by the weighted Poisson projection ([`jaxsa.thermo.grid`][jaxsa.thermo.grid]);
 * $W_1$ in 2D: ott-jax Sinkhorn ([`jaxsa.w1_point_cloud`][jaxsa.metrics.w1_point_cloud], Euclidean cost) between
   grid-weighted point clouds on the grid coarsened by ``settings.w1_coarsen`` (cell masses
   summed into blocks, supports at block centres), each W₁ by its certified dual bound, η with
@@ -35,11 +35,12 @@ import numpy as np
 
 from jaxsa.densities import GaussianMixture
 from jaxsa.experiments import eta_interval
-from jaxsa.fokker_planck import Grid, adjacent_pairs, field_at_faces, solve_transport
-from jaxsa.forward import DiffusionPath
+from jaxsa.solvers.fokker_planck import Grid, adjacent_pairs, field_at_faces
+from jaxsa.solvers.transport import solve_transport
+from jaxsa.processes.diffusion import DiffusionPath
 from jaxsa.metrics import w1_point_cloud
-from jaxsa.schedules import CondOT
-from jaxsa.thermo import gradient_projection
+from jaxsa.schedules.standard import CondOT
+from jaxsa.thermo.grid import gradient_projection
 
 __all__ = ["NCSettings", "swiss_roll_mixture", "run_nonconservative", "nonconservative_records",
            "coarse_cloud"]
@@ -106,7 +107,7 @@ def swiss_roll_mixture(n_components: int = 16, scale: float = 0.45) -> GaussianM
 def _fields(path, t, x):
     """``(ν_t(x), ∇ln P_t(x))`` of the 2D isotropic mixture path, shape of ``x`` each.
 
-    The same formulas as [`jaxsa.DiffusionPath.velocity`][jaxsa.forward.DiffusionPath.velocity] and ``.score`` (one posterior
+    The same formulas as [`jaxsa.DiffusionPath.velocity`][jaxsa.processes.diffusion.DiffusionPath.velocity] and ``.score`` (one posterior
     for both), laid out component-major — ``(K, N)`` arrays over the flattened points — which
     XLA on CPU vectorises several times better than the ``(N, K, 2)`` layout; the transport
     evaluates this at every stage of every step, so it sets the run time of the experiment.
@@ -140,7 +141,7 @@ def coarse_cloud(grid, p, k: int):
     """A 2D grid density as a weighted point cloud for $W_1$: blocks of ``k × k`` cells merged.
 
     Args:
-        grid: a square 2D [`Grid`][jaxsa.fokker_planck.Grid]; ``p``: density (1/length², shape ``grid.n``).
+        grid: a square 2D [`Grid`][jaxsa.solvers.fokker_planck.Grid]; ``p``: density (1/length², shape ``grid.n``).
         k: block size (cells per axis); trailing cells that do not fill a block are dropped.
 
     Returns ``(x, w)``: ``(n², 2)`` block centres (length) and ``(n²,)`` weights (negative

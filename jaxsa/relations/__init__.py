@@ -1,7 +1,7 @@
 r"""The speed-accuracy relations of diffusion models in 1D: one call, one report ([spec §4][spec-4]).
 
-[`speed_accuracy`][jaxsa.relations.speed_accuracy] takes a forward process ([`DiffusionPath`][jaxsa.forward.DiffusionPath] or
-[`OTPath`][jaxsa.ot_schedule.OTPath]), a perturbed start $\tilde P_\tau$ and static
+[`speed_accuracy`][jaxsa.relations.speed_accuracy] takes a forward process ([`DiffusionPath`][jaxsa.processes.diffusion.DiffusionPath] or
+[`OTPath`][jaxsa.processes.ot.OTPath]), a perturbed start $\tilde P_\tau$ and static
 [`Settings`][jaxsa.relations.Settings], and returns a [`Report`][jaxsa.relations.Report] pytree with
 
 * $D_0 = \int(\tilde P_\tau - P_\tau)^2/P_\tau$ (Eq. 78) and its conservation along the flow

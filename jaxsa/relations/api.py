@@ -85,16 +85,16 @@ def speed_accuracy(path, perturbation, settings: Settings = Settings()) -> Repor
     66–67; Appendix E).
 
     Args:
-        path: the forward process with its velocity field: a [`jaxsa.DiffusionPath`][jaxsa.forward.DiffusionPath]
+        path: the forward process with its velocity field: a [`jaxsa.DiffusionPath`][jaxsa.processes.diffusion.DiffusionPath]
             (schedule + 1D Gaussian-mixture data; closed-form field) or a
-            [`jaxsa.OTPath`][jaxsa.ot_schedule.OTPath] (exact 1D optimal transport).
+            [`jaxsa.OTPath`][jaxsa.processes.ot.OTPath] (exact 1D optimal transport).
         perturbation: the perturbed start $\tilde P_\tau$ of the estimated process, a
             1D [`jaxsa.GaussianMixture`][jaxsa.densities.GaussianMixture] or [`jaxsa.Uniform`][jaxsa.densities.Uniform].
         settings: static [`Settings`][jaxsa.relations.Settings] (method, requested accuracy, resolutions).
 
     Returns:
         A [`Report`][jaxsa.relations.Report] pytree: values, ``errors`` (estimates), ``converged`` and
-        ``D0_finite``. With the default ``method="cdf"`` ([`jaxsa.cdf_quadrature`][jaxsa.cdf_quadrature]) the
+        ``D0_finite``. With the default ``method="cdf"`` ([`jaxsa.relations.cdf_quadrature`][jaxsa.relations.cdf_quadrature]) the
         resolution is doubled up to ``settings.max_refine`` times until every estimate meets
         ``settings.rtol`` (outside ``jit``; under a transformation the one resolution given
         is used and ``converged`` tells). When $\chi^2(\tilde P_\tau\|P_\tau)$ diverges
@@ -117,7 +117,7 @@ def speed_accuracy(path, perturbation, settings: Settings = Settings()) -> Repor
         print(rep.eta, rep.errors["eta"], rep.converged)   # η ≤ c₁ ≤ c₂
     ```
     """
-    from jaxsa.cdf_quadrature import Start
+    from jaxsa.relations.cdf_quadrature import Start
 
     warn_if_float32("speed_accuracy (η, c₁, c₂, D₀)", path, perturbation)
     if isinstance(perturbation, Start):

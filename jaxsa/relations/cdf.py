@@ -1,6 +1,6 @@
 r"""The CDF method of the 1D relations (``method="cdf"``, the default): quadrature in $x$ of the
 CDF forms of every integral, on Gauss–Kronrod panels, with error estimates (see
-[`jaxsa.cdf_quadrature`][jaxsa.cdf_quadrature] for the integrands and the rules)."""
+[`jaxsa.relations.cdf_quadrature`][jaxsa.relations.cdf_quadrature] for the integrands and the rules)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def _time_rule(path, settings):
     r"""Composite Gauss–Kronrod nodes in time ``(N,)`` and Kronrod / Gauss weights: panels
     graded geometrically in $\sigma_t/m_t$ from ``rho_lo`` × the narrowest data scale
     to $\tau/2$, then uniform to τ."""
-    from jaxsa.cdf_quadrature import panels
+    from jaxsa.relations.cdf_quadrature import panels
 
     tau = path.tau
     d = path.data
@@ -61,7 +61,7 @@ def _snapshot_grid(lo_hi, settings):
 
 def _cdf_report(path, pert, settings: Settings) -> Report:
     """Core of the CDF method for one path and one perturbation (jittable, vmappable)."""
-    from jaxsa import cdf_quadrature as cq
+    from jaxsa.relations import cdf_quadrature as cq
 
     dtype = jnp.result_type(float)
     tau = path.tau
@@ -230,7 +230,7 @@ def _cdf_report(path, pert, settings: Settings) -> Report:
 def cdf_report(path, start, settings: Settings) -> Report:
     r"""The CDF method's traceable core: every quantity and its error estimate for one forward
     process and one perturbed start (a 1D density or a
-    [`Start`][jaxsa.cdf_quadrature.Start]), at the one resolution ``settings`` gives. No input
+    [`Start`][jaxsa.relations.cdf_quadrature.Start]), at the one resolution ``settings`` gives. No input
     checks and no refinement: use [`speed_accuracy`][jaxsa.relations.speed_accuracy] for those.
     Jitted with static ``settings``; can be put under ``jit``, ``vmap``, ``shard_map`` and AOT
     compilation."""
@@ -240,6 +240,6 @@ def cdf_report(path, start, settings: Settings) -> Report:
 @functools.partial(jax.jit, static_argnames="settings")
 def batched_cdf_jit(path, starts, settings: Settings) -> Report:
     """[`cdf_report`][jaxsa.relations.cdf.cdf_report] for one path and a batch of starts (a
-    stacked [`Start`][jaxsa.cdf_quadrature.Start]): one compiled program for starts of every
+    stacked [`Start`][jaxsa.relations.cdf_quadrature.Start]): one compiled program for starts of every
     kind; every leaf of the report gains the batch axis."""
     return jax.vmap(lambda s: _cdf_report(path, s, settings))(starts)

@@ -36,22 +36,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsa.flow import transport
-from jaxsa.quadrature import gauss_legendre
+from jaxsa.solvers.flow import transport
+from jaxsa.quadrature import gauss_legendre, quantile_nodes
 from jaxsa.relations.report import Report, Settings, tolerance_of
 
-__all__ = ["quantile_nodes", "abs_quadrature", "perturbation_start", "quantile_report"]
-
-
-def quantile_nodes(n: int, z_max: float, dtype=None):
-    r"""Normal-score nodes ``z`` ``(n,)`` on ``[-z_max, z_max]`` and trapezoid weights
-    $h\varphi(z_i)$ (static numpy arrays; sum to 1 − 2Φ(−z_max) up to round-off)."""
-    z = np.linspace(-z_max, z_max, n)
-    h = z[1] - z[0]
-    w = h * np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi)
-    w[0] *= 0.5
-    w[-1] *= 0.5
-    return z, w
+__all__ = ["abs_quadrature", "perturbation_start", "quantile_report"]
 
 
 def abs_quadrature(d, d_dot, sign, z, w):

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsa.flow import ODESettings
+from jaxsa.solvers.flow import ODESettings
 
 __all__ = ["Settings", "Report", "SCALE_OF", "violated", "tolerance_of"]
 
@@ -26,7 +26,7 @@ class Settings:
         max_refine: how many times [`speed_accuracy`][jaxsa.relations.speed_accuracy] may double the resolution.
 
     ``method="cdf"`` (default; quadrature in $x$ of the CDF form,
-    [`jaxsa.cdf_quadrature`][jaxsa.cdf_quadrature]):
+    [`jaxsa.relations.cdf_quadrature`][jaxsa.relations.cdf_quadrature]):
         n_comp: panel edges across each mixture component of $P_t$ (``±comp_z`` widths).
         comp_z: half-width of those edges in component standard deviations.
         n_span: uniform panel edges over the whole support (gaps between modes, tails).
@@ -128,7 +128,7 @@ class Report(eqx.Module):
 
     Accuracy: ``errors`` maps every name of ``SCALARS`` and ``SLACKS`` to its error estimate
     (same units; from the embedded second resolution of the method, see
-    [`jaxsa.cdf_quadrature`][jaxsa.cdf_quadrature]); ``converged`` is true when every estimate is within the
+    [`jaxsa.relations.cdf_quadrature`][jaxsa.relations.cdf_quadrature]); ``converged`` is true when every estimate is within the
     requested ``Settings.rtol`` ([`tolerances`][jaxsa.relations.report.Report.tolerances]; every scalar but ``path_length`` and
     ``length_bound``, see ``CONVERGED``); ``D0_finite`` is false when
     $\chi^2(\tilde P_\tau\|P_\tau)$ diverges (then ``D0 = inf`` and ``eta = c1 = 0``:

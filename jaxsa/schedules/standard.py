@@ -53,7 +53,7 @@ class ScheduleValues(NamedTuple):
 
 
 class Schedule(eqx.Module):
-    r"""Base class: subclasses define [`m`][jaxsa.schedules.Schedule.m] and [`sigma_sq`][jaxsa.schedules.Schedule.sigma_sq] (or [`sigma`][jaxsa.schedules.Schedule.sigma]).
+    r"""Base class: subclasses define [`m`][jaxsa.schedules.standard.Schedule.m] and [`sigma_sq`][jaxsa.schedules.standard.Schedule.sigma_sq] (or [`sigma`][jaxsa.schedules.standard.Schedule.sigma]).
 
     Attributes:
         tau: duration $\tau > 0$ of the forward process (time units).

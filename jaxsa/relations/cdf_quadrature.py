@@ -48,7 +48,7 @@ from jax.scipy.special import ndtri
 from jaxsa.densities import GaussianMixture, Uniform
 from jaxsa.quadrature import gauss_legendre
 
-__all__ = ["gauss_kronrod", "panels", "integrate", "chi2_divergent"]
+__all__ = ["gauss_kronrod", "panels", "chi2_divergent"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -93,7 +93,7 @@ class Start(eqx.Module):
 
     A Gaussian mixture is ``alpha = 0`` (padded with zero-weight components), a uniform start
     ``alpha = 1``. Starts of different kinds therefore stack into one batch and share one
-    compiled program ([`as_start`][jaxsa.cdf_quadrature.as_start], [`stack_starts`][jaxsa.cdf_quadrature.stack_starts]).
+    compiled program ([`as_start`][jaxsa.relations.cdf_quadrature.as_start], [`stack_starts`][jaxsa.relations.cdf_quadrature.stack_starts]).
     """
 
     weights: jax.Array
@@ -111,8 +111,8 @@ class Start(eqx.Module):
 
 
 def as_start(dens, n_components: int | None = None) -> Start:
-    """A [`jaxsa.GaussianMixture`][jaxsa.densities.GaussianMixture], [`jaxsa.Uniform`][jaxsa.densities.Uniform] or [`Start`][jaxsa.cdf_quadrature.Start] as a
-    [`Start`][jaxsa.cdf_quadrature.Start] with ``n_components`` Gaussian components (zero-weight padding)."""
+    """A [`jaxsa.GaussianMixture`][jaxsa.densities.GaussianMixture], [`jaxsa.Uniform`][jaxsa.densities.Uniform] or [`Start`][jaxsa.relations.cdf_quadrature.Start] as a
+    [`Start`][jaxsa.relations.cdf_quadrature.Start] with ``n_components`` Gaussian components (zero-weight padding)."""
     if isinstance(dens, Start):
         k = dens.weights.shape[-1]
         if n_components is None or n_components == k:
@@ -138,7 +138,7 @@ def as_start(dens, n_components: int | None = None) -> Start:
 
 
 def stack_starts(densities) -> Start:
-    """Densities of any supported kinds as one batched [`Start`][jaxsa.cdf_quadrature.Start] (leading axis)."""
+    """Densities of any supported kinds as one batched [`Start`][jaxsa.relations.cdf_quadrature.Start] (leading axis)."""
     k = 1
     for d in densities:
         if isinstance(d, (GaussianMixture, Start)):
@@ -210,7 +210,7 @@ def normal_score(dens, x):
 
 def normal_score_quantile(dens, z, iterations: int = 64):
     r"""$F^{-1}(\Phi(z))$: closed form for a uniform or a single Gaussian; otherwise
-    bisection of [`normal_score`][jaxsa.cdf_quadrature.normal_score] on the bracket
+    bisection of [`normal_score`][jaxsa.relations.cdf_quadrature.normal_score] on the bracket
     $[\min_k(\mu_k + s_k z), \max_k(\mu_k + s_k z)]$ (joined with ``[a, b]`` for a
     uniform part), which holds the root: the mixture's CDF lies between its components'.
     ``iterations`` halvings reach float64 resolution; a loop without data-dependent exit
@@ -440,7 +440,7 @@ def _p_sq(lp, lr):
 def chi2_start(Ptau: GaussianMixture, pert, cfg):
     r"""$D_0 = \int(\tilde P_\tau - P_\tau)^2/P_\tau$, ``[value, error]``, on panels that
     reach as far as the integrand's slowest Gaussian tail; ``inf`` when it diverges
-    ([`chi2_divergent`][jaxsa.cdf_quadrature.chi2_divergent]). ``pert``: a [`Start`][jaxsa.cdf_quadrature.Start]."""
+    ([`chi2_divergent`][jaxsa.relations.cdf_quadrature.chi2_divergent]). ``pert``: a [`Start`][jaxsa.relations.cdf_quadrature.Start]."""
     dt = Ptau.means.dtype
     div = chi2_divergent(Ptau, pert)
     comp = _component_edges(Ptau, cfg.n_comp, cfg.comp_z)

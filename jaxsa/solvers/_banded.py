@@ -9,7 +9,7 @@ matrix-vector products (probing with the vectors $\mathbb 1[i \bmod 3 = k]$) and
 in $O(n)$ with ``jax.lax.linalg.tridiagonal_solve``.
 
 The state may also be ``(t, p)`` — the time riding along in the state, as in the time-changed
-solve of [`jaxsa.fokker_planck.schedule_fokker_planck`][jaxsa.fokker_planck.schedule_fokker_planck]. Then the Jacobian is block lower
+solve of [`jaxsa.solvers.fokker_planck.schedule_fokker_planck`][jaxsa.solvers.fokker_planck.schedule_fokker_planck]. Then the Jacobian is block lower
 triangular, $\begin{pmatrix} a & 0 \\ c & A\end{pmatrix}$ (``dt/ds`` depends on ``t``
 only), and the solve is $\delta t = r_t/a$, $A\,\delta p = r_p - c\,\delta t$.
 """

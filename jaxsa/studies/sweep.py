@@ -41,9 +41,9 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxsa.densities import GaussianMixture, Uniform, gaussian, paper_data, paper_perturbations
-from jaxsa.families import Interpolated, PolarBernstein
-from jaxsa.flow import ODESettings
-from jaxsa.forward import DiffusionPath
+from jaxsa.schedules.families import Interpolated, PolarBernstein
+from jaxsa.solvers.flow import ODESettings
+from jaxsa.processes.diffusion import DiffusionPath
 from jaxsa.relations import (
     Report,
     Settings,
@@ -52,7 +52,7 @@ from jaxsa.relations import (
     perturbation_start,
     speed_accuracy,
 )
-from jaxsa.schedules import CondOT, Cosine, VEGeometric, VPLinear, check_schedule
+from jaxsa.schedules.standard import CondOT, Cosine, VEGeometric, VPLinear, check_schedule
 
 __all__ = [
     "FAMILIES",
@@ -90,10 +90,10 @@ STATUS_KEYS = ("converged", "D0_finite", "ode_success")
 def sweep_settings(n_quantiles=1024, n_gauss=32, fixed_steps=8, method="cdf", **kw) -> Settings:
     """Settings for sweeps: the default accuracy of the quantities, no snapshots or series.
 
-    Sweeps default to the CDF method ([`jaxsa.cdf_quadrature`][jaxsa.cdf_quadrature]) at the default resolution
+    Sweeps default to the CDF method ([`jaxsa.relations.cdf_quadrature`][jaxsa.relations.cdf_quadrature]) at the default resolution
     of [`jaxsa.Settings`][jaxsa.relations.Settings]; every record carries its error estimates and ``converged``,
     and records that miss ``rtol`` are recomputed adaptively in a second pass (see
-    [`run_sweep`][jaxsa.sweep.run_sweep]). ``method="flow_map"`` (8 equal Dopri8 steps, ``fixed_steps``) and
+    [`run_sweep`][jaxsa.studies.sweep.run_sweep]). ``method="flow_map"`` (8 equal Dopri8 steps, ``fixed_steps``) and
     ``method="particles"`` select the quantile methods, whose error estimate covers the
     quadrature over levels only.
     """
@@ -122,7 +122,7 @@ class SweepSpec:
     "high"}``), ``data`` (``"paper"`` or a mixture dict), ``tau``, ``chunk_size``, and
     ``settings`` overrides (``n_quantiles``, ``n_gauss``, ``fixed_steps``, ``method``,
     ``map_nodes``); ``vmap_size``
-    schedules are vmapped together inside the per-device scan (see [`map_over_devices`][jaxsa.sweep.map_over_devices])."""
+    schedules are vmapped together inside the per-device scan (see [`map_over_devices`][jaxsa.studies.sweep.map_over_devices])."""
 
     family: str = "interpolated"
     grid: dict = dataclasses.field(default_factory=dict)
@@ -371,7 +371,7 @@ def run_sweep(spec: SweepSpec, out_dir: str, progress=None, max_chunks=None) -> 
     """Run (or resume) a sweep and write ``out_dir/sweep.json``.
 
     Args:
-        spec: the [`SweepSpec`][jaxsa.sweep.SweepSpec].
+        spec: the [`SweepSpec`][jaxsa.studies.sweep.SweepSpec].
         out_dir: output folder; ``chunks/`` inside holds the finished chunks.
         progress: optional ``progress(n_new_configurations)`` callback.
         max_chunks: stop after computing this many new chunks (used to test resumption).

@@ -1,8 +1,8 @@
 r"""Differentiable noise-schedule optimisation for the diffusion speed cost ([spec §4][spec-4], Eqs. 81, 91).
 
-Minimises $c_2 = \int_0^\tau v_2(t)^2 dt$ over the [`jaxsa.families.PolarBernstein`][jaxsa.families.PolarBernstein]
+Minimises $c_2 = \int_0^\tau v_2(t)^2 dt$ over the [`jaxsa.schedules.families.PolarBernstein`][jaxsa.schedules.families.PolarBernstein]
 family (always a valid schedule, always ending at $P_\tau = \mathcal N(0,1)$) with optax,
-using ``jax.grad`` of the closed-form cost [`jaxsa.dissipation.speed_cost`][jaxsa.dissipation.speed_cost]. The result is
+using ``jax.grad`` of the closed-form cost [`jaxsa.thermo.dissipation.speed_cost`][jaxsa.thermo.dissipation.speed_cost]. The result is
 compared with cond-OT, cosine, the best member of the cond-OT–cosine interpolation, and the
 lower bounds $L_\tau^2/\tau \ge W_2(q, P_\tau)^2/\tau$ (Eq. 91), reached only by optimal
 transport.
@@ -21,17 +21,17 @@ import numpy as np
 import optax
 
 from jaxsa.densities import paper_prior
-from jaxsa.dissipation import speed_cost, v2_sq, w2_sq_to_prior
-from jaxsa.families import Interpolated, PolarBernstein
-from jaxsa.forward import DiffusionPath
-from jaxsa.schedules import CondOT, Cosine
+from jaxsa.thermo.dissipation import speed_cost, v2_sq, w2_sq_to_prior
+from jaxsa.schedules.families import Interpolated, PolarBernstein
+from jaxsa.processes.diffusion import DiffusionPath
+from jaxsa.schedules.standard import CondOT, Cosine
 
 __all__ = ["optimize_schedule"]
 
 
 def optimize_schedule(data, tau=1.0, degree=8, rho_degree=4, steps=400, learning_rate=0.05,
                       n_gauss=64, n_hermite=256, progress=None):
-    r"""Minimise $c_2$ over [`PolarBernstein`][jaxsa.families.PolarBernstein] schedules for ``data``.
+    r"""Minimise $c_2$ over [`PolarBernstein`][jaxsa.schedules.families.PolarBernstein] schedules for ``data``.
 
     Args:
         data: 1D [`jaxsa.GaussianMixture`][jaxsa.densities.GaussianMixture].

@@ -26,10 +26,11 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxsa.densities import GaussianMixture
 from jaxsa.processes.base import AbstractForwardProcess
-from jaxsa.schedules import Schedule, check_schedule
+from jaxsa.schedules.standard import Schedule, check_schedule
 
 __all__ = ["DiffusionPath"]
 
@@ -38,7 +39,7 @@ class DiffusionPath(AbstractForwardProcess):
     """Forward process of a diffusion model: schedule + Gaussian-mixture data.
 
     Args:
-        schedule: a [`jaxsa.schedules.Schedule`][jaxsa.schedules.Schedule] (``tau`` is taken from it).
+        schedule: a [`jaxsa.schedules.standard.Schedule`][jaxsa.schedules.standard.Schedule] (``tau`` is taken from it).
         data: the data density $q$ as a [`jaxsa.densities.GaussianMixture`][jaxsa.densities.GaussianMixture].
 
     All methods take a scalar time ``t`` in ``[0, tau]`` and points ``x`` of shape
@@ -75,7 +76,7 @@ class DiffusionPath(AbstractForwardProcess):
 
     def checked(self) -> "DiffusionPath":
         """This path with its schedule's values checked (see
-        [`check_schedule`][jaxsa.schedules.check_schedule]; under ``jit`` at run time)."""
+        [`check_schedule`][jaxsa.schedules.standard.check_schedule]; under ``jit`` at run time)."""
         return eqx.tree_at(lambda p: p.schedule, self, check_schedule(self.schedule))
 
     def log_density(self, t, x):
@@ -125,6 +126,21 @@ class DiffusionPath(AbstractForwardProcess):
         r"""Velocity field $\nu_t(x)$ (Eqs. 1, 96; length/time), shape of ``x``."""
         v, mean_y, score = self._posterior(t, x)
         return v.dm * mean_y - v.sigma_dsigma * score
+
+    def v2_sq(self, t, n_hermite: int = 256):
+        r"""$v_2(t)^2 = \int \nu_t^2 P_t\,dx$ (length²/time², Eqs. 36, 66–67) at scalar ``t``
+        for 1D data, by Gauss–Hermite quadrature with ``n_hermite`` nodes per component
+        (see [`jaxsa.thermo.dissipation`][jaxsa.thermo.dissipation] for its accuracy)."""
+        d = self.data
+        if d.means.ndim != 1:
+            raise ValueError("v2_sq: closed-form quadrature is implemented for 1D data.")
+        xi, wq = np.polynomial.hermite_e.hermegauss(n_hermite)
+        xi = jnp.asarray(xi, jnp.result_type(float))
+        wq = jnp.asarray(wq / np.sqrt(2 * np.pi), jnp.result_type(float))
+        marg = self.marginal(t)
+        x = marg.means[:, None] + marg.scales[:, None] * xi  # (K, n_hermite)
+        nu = self.velocity(t, x)
+        return jnp.sum(marg.weights[:, None] * wq * nu**2)
 
     def normal_score_quantile(self, t, z):
         r"""$F_{P_t}^{-1}(\Phi(z))$ (1D)."""

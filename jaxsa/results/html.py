@@ -1,6 +1,6 @@
 """One self-contained results page for a ``jaxsa reproduce`` output directory.
 
-[`write_index`][jaxsa.report_html.write_index] reads whatever ``*.json`` and ``*.png`` files a run left in a directory and
+[`write_index`][jaxsa.results.html.write_index] reads whatever ``*.json`` and ``*.png`` files a run left in a directory and
 writes ``DIR/index.html``: every figure embedded as a base64 PNG, for every JSON file a table of
 its ``records`` (the scalar fields: η, c₁, c₂, D₀, the bounds and slacks of the inequalities, …;
 arrays are left to the JSON) and its ``provenance`` (versions, device, settings, seeds, timings).

@@ -16,7 +16,7 @@ $T\to 0$ and to central diffusion as $f\to 0$, keeps $P\ge 0$ (an M-matrix
 generator) and has the discrete Gibbs state as exact null vector for a linear force. The
 method of lines is integrated with diffrax, adaptive steps: ``Kvaerno5`` (L-stable ESDIRK;
 the default in 1D, where its Newton systems are solved in O(n) by
-`jaxsa._banded.Tridiagonal1D` instead of a dense LU) or ``Tsit5`` (explicit; the
+`jaxsa.solvers._banded.Tridiagonal1D` instead of a dense LU) or ``Tsit5`` (explicit; the
 default in 2D — the step controller then follows the diffusive stability limit).
 
 **Transport** $\partial_t P = -\nabla\cdot(vP)$ with a given velocity (the estimated
@@ -32,7 +32,7 @@ time of order ``dx``, which costs a logarithm: O(dx² ln(1/dx)).
 
 **Schedules with** $m_\tau = 0$ (cond-OT, cosine): $f_t = (\dot m/m)x$ and
 $T_t$ diverge at $t=\tau$ while $P_t$ stays smooth and tends to
-$\mathcal N(0,\sigma_\tau^2 I)$ whatever the data. [`schedule_fokker_planck`][jaxsa.fokker_planck.schedule_fokker_planck] changes
+$\mathcal N(0,\sigma_\tau^2 I)$ whatever the data. [`schedule_fokker_planck`][jaxsa.solvers.fokker_planck.schedule_fokker_planck] changes
 time to $ds = dt/m_t$, in which force and temperature stay finite, carries the time as the
 log-gap $-\ln((\tau - t)/\tau)$ (so that the gap keeps its relative accuracy), integrates
 to $\tau(1-\epsilon)$ and returns at $t=\tau$ the exact limit: the null vector of
@@ -51,15 +51,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsa._banded import Tridiagonal1D
+from jaxsa.solvers._banded import Tridiagonal1D
 from jaxsa._checks import check, format_number, is_concrete
 from jaxsa.quadrature import gauss_legendre
-from jaxsa.schedules import check_schedule
+from jaxsa.schedules.standard import check_schedule
 
 __all__ = [
-    "Grid", "FPSettings", "FPSolution", "TransportSolution", "sg_fluxes", "divergence",
-    "solve_fokker_planck", "schedule_fokker_planck", "solve_transport", "transport_fluxes",
-    "adjacent_pairs", "field_at_faces",
+    "Grid", "FPSettings", "FPSolution", "sg_fluxes", "divergence", "boundary_mass",
+    "solve_fokker_planck", "schedule_fokker_planck", "adjacent_pairs", "field_at_faces",
 ]
 
 
@@ -124,7 +123,7 @@ class Grid:
         return jnp.stack(jnp.meshgrid(*ax, indexing="ij"), axis=-1)
 
     def face_component(self, field, axis: int):
-        """Component ``axis`` of a vector field evaluated at [`face_points`][jaxsa.fokker_planck.Grid.face_points]."""
+        """Component ``axis`` of a vector field evaluated at [`face_points`][jaxsa.solvers.fokker_planck.Grid.face_points]."""
         return field if self.dim == 1 else field[..., axis]
 
     def sample(self, density_fn):
@@ -164,7 +163,7 @@ def sg_fluxes(grid: Grid, p, force_faces, T):
     r"""Scharfetter–Gummel fluxes $J = fP - T\nabla P$ at the interior faces.
 
     Args:
-        grid: the [`Grid`][jaxsa.fokker_planck.Grid]; ``p``: density, shape ``grid.n``.
+        grid: the [`Grid`][jaxsa.solvers.fokker_planck.Grid]; ``p``: density, shape ``grid.n``.
         force_faces: tuple (one per axis) of the normal force component at
             ``grid.face_points(axis)``; ``T``: scalar temperature ≥ 0.
 
@@ -195,14 +194,14 @@ def divergence(grid: Grid, fluxes):
 def field_at_faces(grid: Grid, field, t):
     """Normal components of the vector field ``field(t, x)`` (a force or a velocity, length/time)
     at the interior faces: a tuple with, per axis ``k``, the component ``k`` at
-    ``grid.face_points(k)`` (the ``force_faces`` of [`sg_fluxes`][jaxsa.fokker_planck.sg_fluxes],
-    the ``vel_faces`` of [`transport_fluxes`][jaxsa.fokker_planck.transport_fluxes])."""
+    ``grid.face_points(k)`` (the ``force_faces`` of [`sg_fluxes`][jaxsa.solvers.fokker_planck.sg_fluxes],
+    the ``vel_faces`` of [`transport_fluxes`][jaxsa.solvers.transport.transport_fluxes])."""
     return tuple(grid.face_component(field(t, grid.face_points(k)), k) for k in range(grid.dim))
 
 
 @dataclasses.dataclass(frozen=True)
 class FPSettings:
-    r"""Static settings of [`solve_fokker_planck`][jaxsa.fokker_planck.solve_fokker_planck].
+    r"""Static settings of [`solve_fokker_planck`][jaxsa.solvers.fokker_planck.solve_fokker_planck].
 
     Attributes:
         solver: ``"auto"`` (``Kvaerno5`` in 1D, ``Tsit5`` in 2D), or a diffrax solver name.
@@ -270,16 +269,16 @@ def solve_fokker_planck(force, temperature, grid: Grid, p0, ts,
         force: ``force(t, x) -> f_t(x)`` (jit-able; ``x`` of shape ``batch`` in 1D,
             ``batch + (2,)`` in 2D; length/time).
         temperature: ``temperature(t) -> T_t`` (scalar ≥ 0; length²/time).
-        grid: [`Grid`][jaxsa.fokker_planck.Grid]; ``p0``: initial density on the grid, shape ``grid.n``.
+        grid: [`Grid`][jaxsa.solvers.fokker_planck.Grid]; ``p0``: initial density on the grid, shape ``grid.n``.
         ts: ``(S,)`` increasing save times (``ts[0]`` is the start).
-        settings: [`FPSettings`][jaxsa.fokker_planck.FPSettings].
+        settings: [`FPSettings`][jaxsa.solvers.fokker_planck.FPSettings].
 
     Returns:
-        [`FPSolution`][jaxsa.fokker_planck.FPSolution].
+        [`FPSolution`][jaxsa.solvers.fokker_planck.FPSolution].
 
     Raises:
         ValueError: negative temperature at a save time, non-finite force or temperature
-            (a singular end point: use [`schedule_fokker_planck`][jaxsa.fokker_planck.schedule_fokker_planck]), boundary cells holding
+            (a singular end point: use [`schedule_fokker_planck`][jaxsa.solvers.fokker_planck.schedule_fokker_planck]), boundary cells holding
             more than ``settings.mass_tol`` of mass (the grid does not hold the density), a
             grid too coarse for the initial density, a negative ``p0``, a solve that fails
             (step budget exhausted). Checked at run time through ``equinox.error_if`` when traced.
@@ -372,8 +371,8 @@ def schedule_fokker_planck(schedule, grid: Grid, p0, ts, settings: FPSettings = 
     $t_{S} (1-\epsilon)$ and the saved density at $t_S$ is the exact limit,
     the discrete Gibbs state $\propto\exp(-|x|^2/2\sigma^2_{t_S})$ scaled to the mass
     (see the module docstring); ``endpoint_jump`` reports its max distance from the
-    $t_S(1-\epsilon)$ solution. Arguments and errors as [`solve_fokker_planck`][jaxsa.fokker_planck.solve_fokker_planck]; the
-    schedule is checked first ([`jaxsa.check_schedule`][jaxsa.schedules.check_schedule]: end conditions and Eq. 24, i.e.
+    $t_S(1-\epsilon)$ solution. Arguments and errors as [`solve_fokker_planck`][jaxsa.solvers.fokker_planck.solve_fokker_planck]; the
+    schedule is checked first ([`jaxsa.check_schedule`][jaxsa.schedules.standard.check_schedule]: end conditions and Eq. 24, i.e.
     a negative temperature is an error, not clamped).
     """
     ts = jnp.asarray(ts, dtype=jnp.result_type(float))
@@ -446,129 +445,6 @@ def _schedule_fp_jit(schedule, grid, p0, ts, settings):
 
 
 # ---------------------------------------------------------------------------- transport
-class TransportSolution(eqx.Module):
-    """``ts`` ``(S,)``, ``p`` ``(S,) + grid.n``, ``fluxes`` (tuple per axis, ``(S,)`` + faces:
-    the scheme's flux at the saved times), ``max_cfl``, ``mass_error``, ``min_density``,
-    ``boundary_mass`` (largest mass in the boundary cells over the saved times)."""
-
-    ts: jax.Array
-    p: jax.Array
-    fluxes: tuple
-    max_cfl: jax.Array
-    mass_error: jax.Array
-    min_density: jax.Array
-    boundary_mass: jax.Array
-
-
-def _mc_slope(p, axis):
-    """Monotonised-central limited slopes (zero in the boundary cells)."""
-    pad = [(0, 0)] * p.ndim
-    pad[axis] = (1, 1)
-    pp = jnp.pad(p, pad, mode="edge")
-    a, b = adjacent_pairs(pp, axis)  # consecutive padded cells
-    n = p.shape[axis]
-    dl = jax.lax.slice_in_dim(b - a, 0, n, axis=axis)
-    dr = jax.lax.slice_in_dim(b - a, 1, n + 1, axis=axis)
-    same = dl * dr > 0
-    mag = jnp.minimum(jnp.minimum(2 * jnp.abs(dl), 2 * jnp.abs(dr)), 0.5 * jnp.abs(dl + dr))
-    return jnp.where(same, jnp.sign(dl) * mag, 0.0)
-
-
-def transport_fluxes(grid: Grid, p, vel_faces):
-    """Upwind fluxes $vP$ at interior faces from MUSCL (MC-limited) edge values."""
-    out = []
-    for k in range(grid.dim):
-        s = _mc_slope(p, k)
-        plus, minus = p + 0.5 * s, p - 0.5 * s  # right and left edge values of each cell
-        left, _ = adjacent_pairs(plus, k)
-        _, right = adjacent_pairs(minus, k)
-        v = vel_faces[k]
-        out.append(jnp.maximum(v, 0.0) * left + jnp.minimum(v, 0.0) * right)
-    return tuple(out)
-
-
-def solve_transport(velocity, grid: Grid, p_start, t_start, t_end, n_steps: int,
-                    save_every: int = 1, cfl_max: float = 0.5,
-                    mass_tol: float = 1e-7) -> TransportSolution:
-    r"""Continuity equation $\partial_t P = -\nabla\cdot(v_t P)$ (no diffusion) on ``grid``.
-
-    Integrates from ``t_start`` to ``t_end`` (either direction; the estimated process runs
-    from τ down to 0) in ``n_steps`` SSP-RK3 steps, saving every ``save_every`` steps
-    (``n_steps // save_every + 1`` saves, the start included).
-
-    Args:
-        velocity: ``velocity(t, x)`` (shape of ``x``; length/time), e.g. ``path.velocity``.
-        grid, p_start: [`Grid`][jaxsa.fokker_planck.Grid] and starting density (shape ``grid.n``).
-        t_start, t_end: times (scalars, may be traced); ``n_steps``, ``save_every``: static.
-        cfl_max: largest allowed $|dt|\sum_k\max|v_k|/dx_k$ (1/2 keeps positivity).
-        mass_tol: largest mass allowed in the boundary cells at the saved times (the
-            boundary faces carry no flux, so mass driven there would pile up silently).
-
-    Raises:
-        ValueError: a time step too coarse for stability (CFL above ``cfl_max`` at some
-            stage), a grid that does not hold the mass (boundary cells above ``mass_tol``), a
-            negative start (at run time through ``equinox.error_if`` under jit), bad shapes.
-    """
-    if n_steps % save_every:
-        raise ValueError(f"solve_transport: `n_steps` ({n_steps}) must be a multiple of `save_every`.")
-    if tuple(jnp.shape(p_start)) != grid.n:
-        raise ValueError(f"solve_transport: `p_start` must have shape {grid.n}, got {jnp.shape(p_start)}.")
-    p_start = jnp.asarray(p_start, jnp.result_type(float))
-    p_start = check(jnp.all(p_start >= 0), "solve_transport: `p_start` must be non-negative.", p_start)
-    sol = _transport_jit(velocity, grid, p_start, t_start, t_end, n_steps, save_every)
-    p = check(sol.max_cfl <= cfl_max, f"solve_transport: time step too coarse for stability: CFL "
-              f"{format_number(sol.max_cfl)} > cfl_max = {cfl_max:g}; increase `n_steps`.", sol.p)
-    p = check(sol.boundary_mass <= mass_tol, f"solve_transport: the grid does not hold the mass: "
-              f"{format_number(sol.boundary_mass)} lies in the boundary cells at a saved time (> mass_tol = "
-              f"{mass_tol:g}); widen the grid.", p)
-    return eqx.tree_at(lambda s: s.p, sol, p)
-
-
-@eqx.filter_jit
-def _transport_jit(velocity, grid, p_start, t_start, t_end, n_steps, save_every):
-    dtype = jnp.result_type(float)
-    p_start = jnp.asarray(p_start, dtype)
-    dt = (jnp.asarray(t_end, dtype) - jnp.asarray(t_start, dtype)) / n_steps
-
-    sgn = jnp.sign(dt)  # upwind along the direction of travel (backward runs reverse v)
-
-    def vfaces(t):
-        return field_at_faces(grid, velocity, t)
-
-    def rate(v, p):
-        return -sgn * divergence(grid, transport_fluxes(grid, p, tuple(sgn * a for a in v)))
-
-    def speed(v):
-        return sum(jnp.max(jnp.abs(v[k])) / grid.dx[k] for k in range(grid.dim)) * jnp.abs(dt)
-
-    # the first stage of a step is at the time of the second stage of the step before: its
-    # velocity is carried over, so each step evaluates the velocity field twice, not three times
-    def step(carry, i):
-        p, cfl, v0 = carry
-        t = t_start + i * dt
-        v1, vh = vfaces(t + dt), vfaces(t + 0.5 * dt)
-        p1 = p + dt * rate(v0, p)
-        p2 = 0.75 * p + 0.25 * (p1 + dt * rate(v1, p1))
-        p3 = p / 3.0 + (2.0 / 3.0) * (p2 + dt * rate(vh, p2))
-        c = jnp.maximum(jnp.maximum(speed(v0), speed(vh)), speed(v1))
-        return (p3, jnp.maximum(cfl, c), v1), None
-
-    def block(carry, j):
-        carry, _ = jax.lax.scan(step, carry, j * save_every + jnp.arange(save_every))
-        return carry, carry[0]
-
-    n_saves = n_steps // save_every
-    init = (p_start, jnp.zeros((), dtype), vfaces(jnp.asarray(t_start, dtype)))
-    (p_end, cfl, _), ps = jax.lax.scan(block, init, jnp.arange(n_saves))
-    p = jnp.concatenate([p_start[None], ps])
-    ts = t_start + dt * save_every * jnp.arange(n_saves + 1)
-    fl = jax.vmap(lambda t, q: tuple(sgn * a for a in transport_fluxes(
-        grid, q, tuple(sgn * a for a in vfaces(t)))))(ts, p)
-    mass = grid.mass(p)
-    return TransportSolution(ts=ts, p=p, fluxes=fl, max_cfl=cfl,
-                             mass_error=jnp.max(jnp.abs(mass - mass[0])),
-                             min_density=jnp.min(p) / jnp.max(p_start),
-                             boundary_mass=jnp.max(boundary_mass(grid, p)))
 
 
 def _fmt_at(times, values):

@@ -15,10 +15,10 @@ whose minimiser (as ``B → ∞`` and ε → 0) is the velocity of the displacem
 $W_2$ geodesic of [spec §5][spec-5]: $\nu_t(x_t) = (\mathcal T(x_0) - x_0)/\tau$ in forward
 time (the regression target carries the 1/τ of ``dx/dt``).
 
-[`train_cfm`][jaxsa.cfm.train_cfm] caches the trained parameters (``flax.serialization`` msgpack) under a file
+[`train_cfm`][jaxsa.processes.learned.train_cfm] caches the trained parameters (``flax.serialization`` msgpack) under a file
 name that is the SHA-256 digest of the training configuration and of the data, so a second call
-with the same inputs loads instead of training. [`compare_1d_ot`][jaxsa.cfm.compare_1d_ot] validates a model against
-[`jaxsa.OTPath`][jaxsa.ot_schedule.OTPath] in 1D.
+with the same inputs loads instead of training. [`compare_1d_ot`][jaxsa.processes.learned.compare_1d_ot] validates a model against
+[`jaxsa.OTPath`][jaxsa.processes.ot.OTPath] in 1D.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsa.flow import ODESettings, integrate
+from jaxsa.solvers.flow import ODESettings, integrate
 from jaxsa.processes.base import AbstractVelocityField
 from jaxsa.quadrature import gauss_legendre
 
@@ -234,9 +234,9 @@ def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings:
     Args:
         sample_data: ``(key, n) -> (n, d)`` samples of the data $q$ (at ``t = 0``).
         sample_prior: ``(key, n) -> (n, d)`` samples of $P_\tau$ (at ``t = τ``).
-        dim: ``d``. settings: [`CFMSettings`][jaxsa.cfm.CFMSettings] (its ``train_dtype`` is the parameters'
+        dim: ``d``. settings: [`CFMSettings`][jaxsa.processes.learned.CFMSettings] (its ``train_dtype`` is the parameters'
             dtype; ``"float64"`` needs JAX's x64 mode).
-        data_id: a string that identifies the data and prior (e.g. [`data_digest`][jaxsa.cfm.data_digest] of the
+        data_id: a string that identifies the data and prior (e.g. [`data_digest`][jaxsa.processes.learned.data_digest] of the
             data set plus the prior's name); it enters the cache key.
         cache_dir: folder of checkpoints (``cfm-<digest>.msgpack``); ``None``: no caching. A
             checkpoint stores the full configuration it was trained with and is used only if
@@ -245,7 +245,7 @@ def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings:
             steps run in one jitted ``lax.scan``.
 
     Returns:
-        ``(model, info)``: the [`LearnedVelocity`][jaxsa.cfm.LearnedVelocity] and ``{"digest", "loaded", "loss",
+        ``(model, info)``: the [`LearnedVelocity`][jaxsa.processes.learned.LearnedVelocity] and ``{"digest", "loaded", "loss",
         "path", "steps_per_s"}`` (``loss``: mean loss over the last chunk, ``nan`` when loaded).
     """
     import flax.serialization
@@ -352,7 +352,7 @@ def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings:
 
 def compare_1d_ot(model: LearnedVelocity, ot_path, perturbation=(1.0, 1.0), n_levels: int = 2000,
                   n_times: int = 32, ode_steps: int = 200) -> dict:
-    r"""Validate a 1D learned field against the exact OT schedule [`jaxsa.OTPath`][jaxsa.ot_schedule.OTPath] ([spec §5][spec-5]).
+    r"""Validate a 1D learned field against the exact OT schedule [`jaxsa.OTPath`][jaxsa.processes.ot.OTPath] ([spec §5][spec-5]).
 
     All expectations use deterministic nodes, so the comparison carries no sampling noise:
     levels ``u_i = (i + ½)/n`` (normal scores $z_i = \Phi^{-1}(u_i)$) and Gauss–Legendre

@@ -1,7 +1,7 @@
 r"""Thermodynamics of a density on a grid ([spec §1][spec-1] Eqs. 36–39, [§2][spec-2] Eqs. 66–67, [§6][spec-6]).
 
 Given a grid density $P$ and face fluxes $J = \nu P$ (from
-[`jaxsa.fokker_planck.sg_fluxes`][jaxsa.fokker_planck.sg_fluxes] for a force and temperature, or any flux):
+[`jaxsa.solvers.fokker_planck.sg_fluxes`][jaxsa.solvers.fokker_planck.sg_fluxes] for a force and temperature, or any flux):
 
 * $T\dot S^{tot} = \int \|\nu\|^2 P = \sum_{faces} J^2/P_{face}\,dV$ (Eq. 36);
 * $T\dot S^{sys} = -T\int \partial_t P \ln P = T\sum_i (\nabla\cdot J)_i \ln P_i\,dV$;
@@ -22,7 +22,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from jaxsa.fokker_planck import Grid, adjacent_pairs, divergence, field_at_faces, sg_fluxes
+from jaxsa.solvers.fokker_planck import Grid, adjacent_pairs, divergence, field_at_faces, sg_fluxes
 
 __all__ = ["EntropyRates", "entropy_rates", "flux_entropy_rates", "gradient_projection",
            "ou_gaussian_rates"]
@@ -55,7 +55,7 @@ def gradient_projection(grid: Grid, p, fluxes, tol: float = 1e-11, maxiter: int 
     r"""$v_2^2 = \min_\phi \int\|\nabla\phi\|^2P$ s.t. $\nabla\cdot(P\nabla\phi) = \nabla\cdot J$.
 
     Args:
-        grid, p: [`Grid`][jaxsa.fokker_planck.Grid] and density (shape ``grid.n``).
+        grid, p: [`Grid`][jaxsa.solvers.fokker_planck.Grid] and density (shape ``grid.n``).
         fluxes: tuple of interior-face fluxes $J = \nu P$ per axis.
         tol, maxiter: conjugate-gradient stopping rule; ``floor``: weights are
             $\max(P_{face}, 0) + floor\cdot\max P$ (keeps the operator definite where
@@ -97,7 +97,7 @@ def gradient_projection(grid: Grid, p, fluxes, tol: float = 1e-11, maxiter: int 
 
 
 def flux_entropy_rates(grid: Grid, p, fluxes, force_faces=None, T=None, **cg) -> EntropyRates:
-    r"""[`EntropyRates`][jaxsa.thermo.EntropyRates] from a density and its face fluxes $J = \nu P$.
+    r"""[`EntropyRates`][jaxsa.thermo.grid.EntropyRates] from a density and its face fluxes $J = \nu P$.
 
     ``force_faces`` (tuple per axis, normal force component at the faces) and ``T`` are
     needed only for the system/bath split; without them ``T_system`` and ``T_bath`` are NaN.
@@ -120,7 +120,7 @@ def flux_entropy_rates(grid: Grid, p, fluxes, force_faces=None, T=None, **cg) ->
 def entropy_rates(force, temperature, grid: Grid, p, t, **cg) -> EntropyRates:
     r"""Entropy production parts of the Fokker–Planck density ``p`` at time ``t`` (Eqs. 36–39).
 
-    ``force(t, x)``, ``temperature(t)`` as in [`jaxsa.fokker_planck.solve_fokker_planck`][jaxsa.fokker_planck.solve_fokker_planck];
+    ``force(t, x)``, ``temperature(t)`` as in [`jaxsa.solvers.fokker_planck.solve_fokker_planck`][jaxsa.solvers.fokker_planck.solve_fokker_planck];
     fluxes are the Scharfetter–Gummel ones of that solver. Divide by ``temperature(t)`` for
     $\dot S$.
 
@@ -144,7 +144,7 @@ def ou_gaussian_rates(A, T, cov0, t) -> EntropyRates:
     $T\dot S^{tot} = \mathrm{tr}(B\Sigma B^\top)$, $T\dot S^{bath} = \mathrm{tr}(A\Sigma B^\top)$,
     $T\dot S^{sys} = \tfrac T2\mathrm{tr}(\Sigma^{-1}\dot\Sigma)$; $v_2^2 = \mathrm{tr}(S\Sigma S)$
     with symmetric $S$ solving $S\Sigma + \Sigma S = \dot\Sigma$ (the gradient part
-    $\nabla\phi = Sx$). Returns [`EntropyRates`][jaxsa.thermo.EntropyRates] (``cg_residual`` 0).
+    $\nabla\phi = Sx$). Returns [`EntropyRates`][jaxsa.thermo.grid.EntropyRates] (``cg_residual`` 0).
     """
     A = jnp.asarray(A, jnp.result_type(float))
     d = A.shape[0]

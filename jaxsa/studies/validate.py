@@ -3,9 +3,9 @@ r"""The theorem at scale: every inequality of [spec §4][spec-4] on many random 
 Each configuration draws (with an explicit PRNG key, reproducible) 1D Gaussian-mixture data
 with 2–4 components (Dirichlet(2) weights, scales log-uniform in [0.05, 0.5], neighbouring
 means 0.5–4 apart), a schedule from one of four families (by chunk:
-[`Interpolated`][jaxsa.families.Interpolated] with λ ~ U[0, 1], [`PolarBernstein`][jaxsa.families.PolarBernstein]
-with random logits and ρ coefficients, [`VPLinear`][jaxsa.schedules.VPLinear] with
-β_min ~ U[0.05, 0.5], β_max ~ U[5, 25], [`VEGeometric`][jaxsa.schedules.VEGeometric] with
+[`Interpolated`][jaxsa.schedules.families.Interpolated] with λ ~ U[0, 1], [`PolarBernstein`][jaxsa.schedules.families.PolarBernstein]
+with random logits and ρ coefficients, [`VPLinear`][jaxsa.schedules.standard.VPLinear] with
+β_min ~ U[0.05, 0.5], β_max ~ U[5, 25], [`VEGeometric`][jaxsa.schedules.standard.VEGeometric] with
 σ_min ~ U[0.005, 0.05], σ_max ~ U[5, 20]; τ ~ U[0.5, 2]) and a perturbed start, scaled by the
 widest component S of $P_\tau$: a Gaussian $\mathcal N(\mu S, b^2S^2)$ with
 μ ~ U[-1, 1] and $b^2$ ~ U[0.3, 1.96] (up to just below the χ² threshold 2), a
@@ -29,13 +29,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from jaxsa.cdf_quadrature import Start
+from jaxsa.relations.cdf_quadrature import Start
 from jaxsa.densities import GaussianMixture
-from jaxsa.families import Interpolated, PolarBernstein
-from jaxsa.forward import DiffusionPath
+from jaxsa.schedules.families import Interpolated, PolarBernstein
+from jaxsa.processes.diffusion import DiffusionPath
 from jaxsa.relations import SCALE_OF, Report, Settings, cdf_report, speed_accuracy, violated
-from jaxsa.schedules import VEGeometric, VPLinear
-from jaxsa.sweep import (
+from jaxsa.schedules.standard import VEGeometric, VPLinear
+from jaxsa.studies.sweep import (
     ERROR_KEYS,
     RECORD_KEYS,
     STATUS_KEYS,
@@ -48,7 +48,7 @@ from jaxsa.sweep import (
     write_json_once,
 )
 
-__all__ = ["random_config", "run_validation", "SCALE_OF", "FAMILY_NAMES"]
+__all__ = ["random_config", "run_validation", "FAMILY_NAMES"]
 
 DEGREE, RHO_DEGREE = 6, 3
 K_MAX = 4
@@ -96,7 +96,7 @@ def _schedule(c, family: int):
 
 
 def _start(c, path):
-    r"""The perturbed start of configuration ``c`` (a [`Start`][jaxsa.cdf_quadrature.Start]), scaled by $P_\tau$."""
+    r"""The perturbed start of configuration ``c`` (a [`Start`][jaxsa.relations.cdf_quadrature.Start]), scaled by $P_\tau$."""
     p_tau = path.marginal(path.tau)
     S = jnp.max(jnp.where(p_tau.weights > 0, p_tau.scales, 0.0))
     kind = c["pert_kind"]

@@ -14,8 +14,8 @@ $P_t(x_t) = [(1-s)/q(x_0) + s/P_\tau(\mathcal T(x_0))]^{-1}$, ``s = t/τ``.
 
 Every trajectory of this velocity field is a straight line, so the estimated process (which
 follows the same field from any start) is exact too: a particle at ``w`` at time τ sits at
-$(1-s)\,\mathcal T^{-1}(w) + s\,w$ at time ``t``. [`OTPath.exact_flow`][jaxsa.ot_schedule.OTPath.exact_flow] uses that, while
-[`OTPath.velocity`][jaxsa.ot_schedule.OTPath.velocity] (the field at an arbitrary point, by monotone bisection) lets the
+$(1-s)\,\mathcal T^{-1}(w) + s\,w$ at time ``t``. [`OTPath.exact_flow`][jaxsa.processes.ot.OTPath.exact_flow] uses that, while
+[`OTPath.velocity`][jaxsa.processes.ot.OTPath.velocity] (the field at an arbitrary point, by monotone bisection) lets the
 generic ODE path be checked against it.
 """
 
@@ -148,7 +148,7 @@ class OTPath(AbstractForwardProcess):
 
 
 class DisplacementMarginal(eqx.Module):
-    r"""$P_t$ of an [`OTPath`][jaxsa.ot_schedule.OTPath] at one time ``t``: the push-forward of
+    r"""$P_t$ of an [`OTPath`][jaxsa.processes.ot.OTPath] at one time ``t``: the push-forward of
     $q$ by $x_0 \mapsto (1 - s)x_0 + s\mathcal T(x_0)$, ``s = t/τ`` (monotone, so its
     quantiles and CDF are those of $q$ carried along)."""
 

@@ -1,10 +1,10 @@
 r"""Parameterised schedule families that satisfy [spec §3][spec-3]'s conditions by construction.
 
-* [`Interpolated`][jaxsa.families.Interpolated] — $(m_t, \sigma_t) = (1-\lambda)(1-s, s) + \lambda(\cos\tfrac{\pi s}2,
+* [`Interpolated`][jaxsa.schedules.families.Interpolated] — $(m_t, \sigma_t) = (1-\lambda)(1-s, s) + \lambda(\cos\tfrac{\pi s}2,
   \sin\tfrac{\pi s}2)$, ``s = t/τ``: cond-OT at λ = 0, cosine at λ = 1. For λ ∈ [0, 1]
   $\sigma_t/m_t$ is a ratio of an increasing and a decreasing positive function, so
   Eq. 24 holds.
-* [`PolarBernstein`][jaxsa.families.PolarBernstein] — polar coordinates $(m_t, \sigma_t) = \rho(s)(\cos\theta(s),
+* [`PolarBernstein`][jaxsa.schedules.families.PolarBernstein] — polar coordinates $(m_t, \sigma_t) = \rho(s)(\cos\theta(s),
   \sin\theta(s))$. Since $\sigma/m = \tan\theta$, Eq. 24 is exactly $\dot\theta \ge 0$.
   θ is a Bernstein polynomial with non-decreasing coefficients (cumulative softmax of free
   parameters) from θ(0) = 0 to θ(1) = π/2, and $\rho = \exp(s(1-s)\,b(s))$ with a free
@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammaln
 
-from jaxsa.schedules import Schedule
+from jaxsa.schedules.standard import Schedule
 
 __all__ = ["Interpolated", "PolarBernstein", "bernstein"]
 

@@ -16,9 +16,9 @@ point identifies its data point and $c_2 \simeq K_c$ (Eq. 94). $\int(\dot\sigma^
 minimal for the straight line at constant speed, cond-OT, value $2/\tau$; on the VP circle
 $m^2+\sigma^2 = 1$ minimal for constant angular speed, cosine, value $(\pi/2)^2/\tau$.
 
-[`kinetic_c2_monte_carlo`][jaxsa.kinetic.kinetic_c2_monte_carlo] estimates $c_2$ for isotropic Gaussian-mixture data in
+[`kinetic_c2_monte_carlo`][jaxsa.thermo.kinetic.kinetic_c2_monte_carlo] estimates $c_2$ for isotropic Gaussian-mixture data in
 $\mathbb R^d$ (Gauss–Legendre in time, Monte Carlo in space with common random numbers);
-[`point_cloud_data`][jaxsa.kinetic.point_cloud_data] builds ``N`` narrow components with $\mathbb E\|y\|^2 = d$.
+[`point_cloud_data`][jaxsa.thermo.kinetic.point_cloud_data] builds ``N`` narrow components with $\mathbb E\|y\|^2 = d$.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsa.densities import GaussianMixture
-from jaxsa.forward import DiffusionPath
+from jaxsa.processes.diffusion import DiffusionPath
 from jaxsa.quadrature import gauss_legendre
 
 __all__ = ["conditional_kinetic_energy", "kinetic_c2_monte_carlo", "point_cloud_data"]
@@ -41,7 +41,7 @@ def conditional_kinetic_energy(schedule, dim: int = 1, second_moment=None, n_gau
     length²/time with unit-variance coordinates).
 
     Args:
-        schedule: a [`jaxsa.schedules.Schedule`][jaxsa.schedules.Schedule].
+        schedule: a [`jaxsa.schedules.standard.Schedule`][jaxsa.schedules.standard.Schedule].
         dim: data dimension ``d`` (≥ 1).
         second_moment: $\mathbb E\|y\|^2$ of the data (default ``dim``: unit variance per
             coordinate, giving $d\int(\dot\sigma^2+\dot m^2)$).
@@ -82,7 +82,7 @@ def point_cloud_data(key, n_points: int, dim: int, scale: float = 1e-3) -> Gauss
 
 def kinetic_c2_monte_carlo(path: DiffusionPath, key, n_samples: int = 512, n_gauss: int = 48):
     r"""Monte-Carlo $c_2 = \int_0^\tau \mathbb E_{P_t}\|\nu_t\|^2 dt$ (Eq. 81) for a d-D
-    [`jaxsa.DiffusionPath`][jaxsa.forward.DiffusionPath]: ``n_samples`` draws ``(y, ε)`` shared by all ``n_gauss``
+    [`jaxsa.DiffusionPath`][jaxsa.processes.diffusion.DiffusionPath]: ``n_samples`` draws ``(y, ε)`` shared by all ``n_gauss``
     Gauss–Legendre times, $x_t = m_ty + \sigma_t\varepsilon$.
 
     Returns ``(c2, standard_error)`` (the error of the spatial Monte Carlo only).

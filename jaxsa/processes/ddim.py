@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from jaxsa.forward import DiffusionPath
-from jaxsa.schedules import Custom, Schedule
+from jaxsa.processes.diffusion import DiffusionPath
+from jaxsa.schedules.standard import Custom, Schedule
 
 __all__ = ["ddim_coordinates", "ddim_inverse", "ddim_schedule", "ddim_path", "ddim_velocity"]
 
@@ -31,7 +31,7 @@ def ddim_coordinates(schedule: Schedule, t, x):
 
 
 def ddim_inverse(schedule: Schedule, t, xbar):
-    r"""$x = m_t\bar x$, the inverse of [`ddim_coordinates`][jaxsa.ddim.ddim_coordinates]."""
+    r"""$x = m_t\bar x$, the inverse of [`ddim_coordinates`][jaxsa.processes.ddim.ddim_coordinates]."""
     return xbar * schedule.m(t)
 
 
@@ -51,7 +51,7 @@ def ddim_schedule(schedule: Schedule) -> Custom:
 
 
 def ddim_path(path: DiffusionPath) -> DiffusionPath:
-    """The forward process in DDIM coordinates: the same data with [`ddim_schedule`][jaxsa.ddim.ddim_schedule]."""
+    """The forward process in DDIM coordinates: the same data with [`ddim_schedule`][jaxsa.processes.ddim.ddim_schedule]."""
     return DiffusionPath(ddim_schedule(path.schedule), path.data)
 
 

@@ -1,8 +1,8 @@
 r"""Thermodynamic speed limit and uncertainty relations ([spec §2][spec-2], Eqs. 66–76).
 
-For the processes of [`jaxsa.pathspace`][jaxsa.pathspace] (or a [`jaxsa.DiffusionPath`][jaxsa.forward.DiffusionPath]):
+For the processes of [`jaxsa.processes.langevin`][jaxsa.processes.langevin] (or a [`jaxsa.DiffusionPath`][jaxsa.processes.diffusion.DiffusionPath]):
 
-* [`speed_limit`][jaxsa.speed_limits.speed_limit] — for a constant temperature $T$ (Eq. 68)
+* [`speed_limit`][jaxsa.thermo.speed_limits.speed_limit] — for a constant temperature $T$ (Eq. 68)
 
     $$
     S^{tot}_\tau \;\ge\; \frac{L_\tau^2}{\tau T} \;\ge\; \frac{W_2(P_0, P_\tau)^2}{\tau T},
@@ -10,8 +10,8 @@ For the processes of [`jaxsa.pathspace`][jaxsa.pathspace] (or a [`jaxsa.Diffusio
     $$
 
     with equality on the $W_2$ geodesic at constant speed (Eqs. 69–70;
-    [`jaxsa.pathspace.GaussianGeodesic`][jaxsa.pathspace.GaussianGeodesic]);
-* [`observable_speed_sq`][jaxsa.speed_limits.observable_speed_sq] — the speed of an observable ``r`` (Eqs. 72–76)
+    [`jaxsa.processes.langevin.GaussianGeodesic`][jaxsa.processes.langevin.GaussianGeodesic]);
+* [`observable_speed_sq`][jaxsa.thermo.speed_limits.observable_speed_sq] — the speed of an observable ``r`` (Eqs. 72–76)
 
     $$
     v_r(t)^2 = \frac{(\partial_t\mathbb E_{P_t}[r])^2}{\mathbb E_{P_t}[\|\nabla r\|^2]}
@@ -20,8 +20,8 @@ For the processes of [`jaxsa.pathspace`][jaxsa.pathspace] (or a [`jaxsa.Diffusio
 
     with $\partial_t\mathbb E_{P_t}[r] = \mathbb E_{P_t}[\nabla r\cdot\nu_t]$ (continuity
     equation); tight for the optimal observable $\nabla r^* \propto \nabla\phi_t$, the gradient
-    part of $\nu_t$ ([`optimal_observable_gradient`][jaxsa.speed_limits.optimal_observable_gradient]);
-* [`w1_speed`][jaxsa.speed_limits.w1_speed] — $v_1(t) = \lim W_1(P_t, P_{t+\Delta t})/\Delta t = \int|\nu_tP_t|dx$ in 1D,
+    part of $\nu_t$ ([`optimal_observable_gradient`][jaxsa.thermo.speed_limits.optimal_observable_gradient]);
+* [`w1_speed`][jaxsa.thermo.speed_limits.w1_speed] — $v_1(t) = \lim W_1(P_t, P_{t+\Delta t})/\Delta t = \int|\nu_tP_t|dx$ in 1D,
     and $v_1 \le v_2$ (Cauchy–Schwarz).
 
 Expectations over $P_t$ use the processes' Gauss–Hermite quadrature (exact for
@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsa._checks import as_float
-from jaxsa.pathspace import as_process, check_window
+from jaxsa.processes.langevin import as_process, check_window
 from jaxsa.quadrature import gauss_legendre
 
 __all__ = ["SpeedLimit", "speed_limit", "observable_speed_sq", "optimal_observable_gradient",
@@ -69,7 +69,7 @@ def speed_limit(process, t0, t1, n_gauss: int = 64, rtol_T: float = 1e-9) -> Spe
     r"""The thermodynamic speed limit Eq. 68 for a constant-temperature process.
 
     Args:
-        process: a process of [`jaxsa.pathspace`][jaxsa.pathspace] or a [`jaxsa.DiffusionPath`][jaxsa.forward.DiffusionPath].
+        process: a process of [`jaxsa.processes.langevin`][jaxsa.processes.langevin] or a [`jaxsa.DiffusionPath`][jaxsa.processes.diffusion.DiffusionPath].
         t0, t1: the window (``tau = t1 - t0``).
         n_gauss: Gauss–Legendre nodes for $S^{tot}$ and $L_\tau$.
         rtol_T: relative tolerance of the constant-temperature check.
@@ -112,7 +112,7 @@ def observable_speed_sq(process, t, observable, n_quadrature: int = 64, gradient
     length²/time²).
 
     Args:
-        process: a process of [`jaxsa.pathspace`][jaxsa.pathspace] or a [`jaxsa.DiffusionPath`][jaxsa.forward.DiffusionPath].
+        process: a process of [`jaxsa.processes.langevin`][jaxsa.processes.langevin] or a [`jaxsa.DiffusionPath`][jaxsa.processes.diffusion.DiffusionPath].
         t: scalar time.
         observable: ``r(x)`` for one point ``x`` of shape ``(d,)``, returning a scalar
             (differentiated with ``jax.grad``); or, with ``gradient=True``, the gradient

@@ -92,8 +92,8 @@ def integrate(vector_field, y0, t0, t1, ts, settings: ODESettings = ODESettings(
         y0: the state at ``t0``.
         t0, t1: start and end times (scalars).
         ts: ``(S,)`` save times, monotone from ``t0`` towards ``t1``.
-        settings: [`ODESettings`][jaxsa.flow.ODESettings]: an adaptive PID controller whose
-            error norm is the maximum over every particle ([`max_norm`][jaxsa.flow.max_norm]),
+        settings: [`ODESettings`][jaxsa.solvers.flow.ODESettings]: an adaptive PID controller whose
+            error norm is the maximum over every particle ([`max_norm`][jaxsa.solvers.flow.max_norm]),
             so every particle meets the tolerance, or ``fixed_steps`` equal steps.
         chunk_size: if set, the particles are split into chunks of this many (the last one
             padded with copies of the first particle), each an independent solve with its own
@@ -141,7 +141,7 @@ def integrate(vector_field, y0, t0, t1, ts, settings: ODESettings = ODESettings(
 
 def solve_flow(velocity_and_divergence, tau, x_tau, ts, settings: ODESettings = ODESettings()):
     r"""Integrate $dx/dt = \nu_t(x)$ with its log-Jacobian from ``t = tau`` back through the
-    times ``ts`` (by [`integrate`][jaxsa.flow.integrate]).
+    times ``ts`` (by [`integrate`][jaxsa.solvers.flow.integrate]).
 
     Args:
         velocity_and_divergence: ``(t, x) -> (ν_t(x), ∂_x ν_t(x))`` for 1D points ``x`` of
@@ -149,7 +149,7 @@ def solve_flow(velocity_and_divergence, tau, x_tau, ts, settings: ODESettings = 
         tau: start time τ (scalar).
         x_tau: ``(N,)`` positions at ``t = tau``.
         ts: ``(S,)`` save times, *decreasing* from ``tau`` towards 0.
-        settings: [`ODESettings`][jaxsa.flow.ODESettings].
+        settings: [`ODESettings`][jaxsa.solvers.flow.ODESettings].
 
     Returns:
         ``(x, v, log_jac, stats)``: arrays of shape ``(S, N)`` with positions, velocities
@@ -169,8 +169,8 @@ def transport(path, x_tau, ts, settings: ODESettings = ODESettings()):
     times ``ts`` (decreasing).
 
     Uses the field's exact flow where it has one (``exact_flow`` is not ``None``, e.g.
-    [`jaxsa.OTPath`][jaxsa.ot_schedule.OTPath]) and the diffrax probability-flow ODE otherwise.
-    Returns ``(x, v, log_jac, stats)`` as [`solve_flow`][jaxsa.flow.solve_flow].
+    [`jaxsa.OTPath`][jaxsa.processes.ot.OTPath]) and the diffrax probability-flow ODE otherwise.
+    Returns ``(x, v, log_jac, stats)`` as [`solve_flow`][jaxsa.solvers.flow.solve_flow].
     """
     exact = path.exact_flow(x_tau, ts)
     if exact is not None:

@@ -1,20 +1,20 @@
 r"""The speed-accuracy relations in 1D computed on a grid: an independent method ([spec §4][spec-4]).
 
-[`speed_accuracy_grid`][jaxsa.grid_relations.speed_accuracy_grid] computes $\eta$, $c_1$, $c_2$, $D_0$ without the
+[`speed_accuracy_grid`][jaxsa.relations.grid.speed_accuracy_grid] computes $\eta$, $c_1$, $c_2$, $D_0$ without the
 closed-form marginals or particles of [`jaxsa.speed_accuracy`][jaxsa.relations.speed_accuracy]:
 
 * **forward process**: the Fokker–Planck equation (Eq. 1) for the schedule's force and
-  temperature on a uniform grid ([`jaxsa.fokker_planck.schedule_fokker_planck`][jaxsa.fokker_planck.schedule_fokker_planck],
+  temperature on a uniform grid ([`jaxsa.solvers.fokker_planck.schedule_fokker_planck`][jaxsa.solvers.fokker_planck.schedule_fokker_planck],
   Scharfetter–Gummel finite volumes, Kvaerno5), started from the data's cell averages;
   $v_2(t)^2 = T_t\dot S^{tot}_t = \sum_{faces} J^2/P_{face}\,dx$ from its fluxes
-  ([`jaxsa.thermo`][jaxsa.thermo]; in 1D every flux is a gradient flux);
+  ([`jaxsa.thermo.grid`][jaxsa.thermo.grid]; in 1D every flux is a gradient flux);
 * **estimated process**: the continuity equation with the velocity field $\nu_t$
   (Eqs. 96–97, ``path.velocity``) carries the cell averages of $\tilde P_\tau$ from τ back
-  to 0 (MUSCL / SSP-RK3, [`jaxsa.fokker_planck.transport_fluxes`][jaxsa.fokker_planck.transport_fluxes]), the step refined so
+  to 0 (MUSCL / SSP-RK3, [`jaxsa.solvers.transport.transport_fluxes`][jaxsa.solvers.transport.transport_fluxes]), the step refined so
   that every Gauss–Legendre time node is a step boundary;
 * **Wasserstein distances from CDFs**: $W_1(P_t,\tilde P_t) = \int|F_t-\tilde F_t|dx$ with
   the CDFs at the faces (cumulative cell masses), integrated exactly for their piecewise-linear
-  interpolant ([`abs_integral`][jaxsa.grid_relations.abs_integral]), and its exact time derivative
+  interpolant ([`abs_integral`][jaxsa.relations.grid.abs_integral]), and its exact time derivative
   $\partial_t W_1 = \int \mathrm{sign}(F_t-\tilde F_t)\,(\tilde J_t - J_t)\,dx$ (since
   $\partial_t F = -J$; no finite differences in time), with both fluxes written
   $\nu_t P_{face}$ so that their difference carries no scheme-dependent O(dx²) error;
@@ -36,17 +36,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsa._checks import check, format_number, is_concrete, warn_if_float32
-from jaxsa.fokker_planck import (
-    FPSettings,
-    Grid,
-    boundary_mass,
-    divergence,
-    field_at_faces,
-    schedule_fokker_planck,
-    sg_fluxes,
-    transport_fluxes,
-)
-from jaxsa.forward import DiffusionPath
+from jaxsa.solvers.fokker_planck import FPSettings, Grid, boundary_mass, divergence, field_at_faces, schedule_fokker_planck, sg_fluxes
+from jaxsa.solvers.transport import transport_fluxes
+from jaxsa.processes.diffusion import DiffusionPath
 from jaxsa.quadrature import gauss_legendre
 
 __all__ = ["GridSettings", "GridReport", "speed_accuracy_grid", "cell_averages", "abs_integral"]
@@ -54,7 +46,7 @@ __all__ = ["GridSettings", "GridReport", "speed_accuracy_grid", "cell_averages",
 
 @dataclasses.dataclass(frozen=True)
 class GridSettings:
-    """Static resolution of [`speed_accuracy_grid`][jaxsa.grid_relations.speed_accuracy_grid].
+    """Static resolution of [`speed_accuracy_grid`][jaxsa.relations.grid.speed_accuracy_grid].
 
     Attributes:
         n_cells: cells of the uniform grid on ``x_range``.
@@ -64,7 +56,7 @@ class GridSettings:
         n_steps: transport steps over ``[0, τ]`` before refinement at the time nodes;
             ``None``: the fewest giving ``cfl`` for the largest speed on the grid (needs a
             concrete ``path``).
-        fp: [`FPSettings`][jaxsa.fokker_planck.FPSettings] of the forward solve.
+        fp: [`FPSettings`][jaxsa.solvers.fokker_planck.FPSettings] of the forward solve.
     """
 
     n_cells: int = 512
@@ -81,7 +73,7 @@ class GridSettings:
 
 
 class GridReport(eqx.Module):
-    r"""Result of [`speed_accuracy_grid`][jaxsa.grid_relations.speed_accuracy_grid].
+    r"""Result of [`speed_accuracy_grid`][jaxsa.relations.grid.speed_accuracy_grid].
 
     Scalars: ``eta``, ``c1``, ``c2``, ``D0``, ``W1_q_p``, ``W1_init``, ``delta_W1`` (as in
     [`jaxsa.Report`][jaxsa.relations.Report]). Series on the Gauss–Legendre nodes ``t`` ``(n_gauss,)``: ``v2_sq``,
@@ -167,15 +159,15 @@ def speed_accuracy_grid(path: DiffusionPath, perturbation, settings: GridSetting
     r"""η, c₁, c₂, D₀ of one forward process and one perturbed start, all on a grid.
 
     Args:
-        path: a 1D [`jaxsa.DiffusionPath`][jaxsa.forward.DiffusionPath] (schedule and data; its velocity field drives
+        path: a 1D [`jaxsa.DiffusionPath`][jaxsa.processes.diffusion.DiffusionPath] (schedule and data; its velocity field drives
             the estimated process, its schedule's force and temperature the Fokker–Planck solve).
         perturbation: the perturbed start $\tilde P_\tau$: a 1D density object
             (``GaussianMixture``, ``Uniform``; cell averages from its CDF) or an array of cell
             values of shape ``(n_cells,)``.
-        settings: [`GridSettings`][jaxsa.grid_relations.GridSettings].
+        settings: [`GridSettings`][jaxsa.relations.grid.GridSettings].
 
     Returns:
-        [`GridReport`][jaxsa.grid_relations.GridReport].
+        [`GridReport`][jaxsa.relations.grid.GridReport].
 
     Raises:
         ValueError: a grid that does not hold the mass (of the data, the forward solution or

@@ -10,8 +10,8 @@ $$
 
 is a Gauss–Hermite sum per component, and $c_2 = \int_0^\tau v_2^2\,dt$,
 $L_\tau = \int_0^\tau v_2\,dt$ are Gauss–Legendre sums in time. Both are smooth
-functions of every schedule and data parameter, so ``jax.grad`` of [`speed_cost`][jaxsa.dissipation.speed_cost]
-differentiates the diffusion speed cost directly (used by [`jaxsa.optimize`][jaxsa.optimize]). This is an
+functions of every schedule and data parameter, so ``jax.grad`` of [`speed_cost`][jaxsa.thermo.dissipation.speed_cost]
+differentiates the diffusion speed cost directly (used by [`jaxsa.studies.optimize`][jaxsa.studies.optimize]). This is an
 independent method from the particle/ODE computation of [`jaxsa.speed_accuracy`][jaxsa.relations.speed_accuracy]; the
 two agree to ~1e-10 (tests). Gauss–Hermite converges slowly for these velocity fields (the
 responsibilities switch between components in the tails): 48 nodes leave ~1e-6 relative
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxsa.quadrature import gauss_legendre
 
@@ -31,18 +30,9 @@ __all__ = ["v2_sq", "speed_cost", "w2_sq_to_prior"]
 
 def v2_sq(path, t, n_hermite: int = 256):
     r"""$v_2(t)^2 = \int \nu_t^2 P_t\,dx$ (length²/time²) for a 1D or d-D
-    [`jaxsa.DiffusionPath`][jaxsa.forward.DiffusionPath] at scalar ``t``, by Gauss–Hermite quadrature per component
+    [`jaxsa.DiffusionPath`][jaxsa.processes.diffusion.DiffusionPath] at scalar ``t``, by Gauss–Hermite quadrature per component
     (``n_hermite`` nodes per coordinate axis; 1D only uses one axis)."""
-    d = path.data
-    if d.means.ndim != 1:
-        raise ValueError("v2_sq: closed-form quadrature is implemented for 1D data.")
-    xi, wq = np.polynomial.hermite_e.hermegauss(n_hermite)
-    xi = jnp.asarray(xi, jnp.result_type(float))
-    wq = jnp.asarray(wq / np.sqrt(2 * np.pi), jnp.result_type(float))
-    marg = path.marginal(t)
-    x = marg.means[:, None] + marg.scales[:, None] * xi  # (K, n_hermite)
-    nu = path.velocity(t, x)
-    return jnp.sum(marg.weights[:, None] * wq * nu**2)
+    return path.v2_sq(t, n_hermite)
 
 
 def speed_cost(path, n_gauss: int = 64, n_hermite: int = 256):
@@ -59,7 +49,7 @@ def speed_cost(path, n_gauss: int = 64, n_hermite: int = 256):
 def w2_sq_to_prior(data, prior, n_quantiles: int = 4096, z_max: float = 8.5):
     r"""$W_2(q, P_\tau)^2$ in 1D by the quantile formula on normal-score nodes (Eq. 52);
     ``/τ`` it is the OT lower bound on $c_2$ (Eq. 91)."""
-    from jaxsa.relations import quantile_nodes
+    from jaxsa.quadrature import quantile_nodes
 
     z, w = quantile_nodes(n_quantiles, z_max)
     z = jnp.asarray(z, jnp.result_type(float))
