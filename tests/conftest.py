@@ -23,6 +23,16 @@ from _util import PATH_NAMES, PERT_NAMES, stack_starts, unbatch
 os.environ.setdefault("JAXSA_NO_CACHE", "1")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _free_compiled_programs():
+    """Drop JAX's compiled programs after every test module. Each XLA CPU executable holds
+    memory mappings; a whole session of ~400 tests kept every one of them and crossed the
+    kernel's limit (vm.max_map_count = 65530 mappings a process), after which LLVM's
+    allocations fail and the compiler segfaults (seen 92 % into the suite)."""
+    yield
+    jax.clear_caches()
+
+
 @pytest.fixture(autouse=True)
 def _no_compilation_cache_left_on(request):
     """No test may leave JAX's persistent compilation cache switched on for the tests after it."""
