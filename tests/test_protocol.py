@@ -85,3 +85,12 @@ def test_ot_marginal_is_a_density_with_matching_cdf_and_quantiles():
     p = np.exp(np.asarray(m.log_density(jnp.asarray(xs))))
     assert abs(np.trapezoid(p, xs) - 1.0) < 1e-6
     assert path.end_marginal() is path.prior
+
+
+def test_velocity_field_refuses_bad_input_by_name():
+    with pytest.raises(ValueError, match=r"`fn\(t, x\)` must return the shape"):
+        velocity_field(lambda t, x: x.sum(-1), 1.0, (3,))
+    with pytest.raises(ValueError, match="`tau`"):
+        velocity_field(lambda t, x: -x, 0.0)
+    with pytest.raises(ValueError, match="`fn` must be callable"):
+        velocity_field(3.0, 1.0)

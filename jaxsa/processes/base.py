@@ -136,11 +136,27 @@ def velocity_field(fn: Callable, tau, event_shape: tuple = ()) -> VelocityFuncti
 
     ``event_shape``: the shape of one point, ``()`` for scalar 1D points (default) or
     ``(d,)``. ``fn`` must accept ``x`` of shape ``batch + event_shape`` and return the same
-    shape; this is checked at the first call of a solver, not here.
+    shape; this is checked here by tracing ``fn`` once on a batch of two points
+    (``jax.eval_shape``: nothing is computed), as is ``tau > 0``.
+
+    Raises:
+        ValueError: ``fn`` is not callable, ``tau`` is not a finite positive number, or
+            ``fn`` returns another shape than its input.
 
     ```python
     field = jaxsa.velocity_field(lambda t, x: -x, tau=1.0)
     ```
     """
+    if not callable(fn):
+        raise ValueError(f"velocity_field: `fn` must be callable (t, x) -> v, got {type(fn).__name__}.")
     tau = jnp.asarray(tau, dtype=jnp.result_type(float))
-    return VelocityFunction(fn=fn, tau=tau, shape=tuple(event_shape))
+    if tau.ndim != 0 or not bool(jnp.isfinite(tau) & (tau > 0)):
+        raise ValueError(f"velocity_field: `tau` must be a finite scalar > 0, got {tau}.")
+    shape = tuple(int(n) for n in event_shape)
+    probe = jax.ShapeDtypeStruct((2,) + shape, tau.dtype)
+    out = jax.eval_shape(fn, jax.ShapeDtypeStruct((), tau.dtype), probe)
+    if getattr(out, "shape", None) != probe.shape:
+        raise ValueError(f"velocity_field: `fn(t, x)` must return the shape of `x` (batch + "
+                         f"event_shape {shape}); for x of shape {probe.shape} it returned "
+                         f"{getattr(out, 'shape', type(out).__name__)}.")
+    return VelocityFunction(fn=fn, tau=tau, shape=shape)
