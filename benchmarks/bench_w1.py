@@ -5,6 +5,15 @@ high dimension, and the ODE transport of many particles.
                                   [--emd-max 5000] [--particles 10000 100000 1000000] [--skip-ode]
                                   [--ode-chunk 10000] [--ode-whole-max 100000]
 
+    python benchmarks/bench_w1.py --table [--table-sizes 1000 3000 10000] [--method auto]
+                                  [--table-emd-max 3000]
+
+``--table``: the certified-W1 table (issue: 1 % at 10^4 points in <= 5 s, <= 1.5 GB) on the
+audit's clouds -- 2D: Swiss roll vs N(0, I), vs another Swiss-roll sample, vs itself shifted by
+0.1; 64D: N(0, I) vs N(0.3, I) and digits (x/8 - 1, resampled, + N(0, 0.1^2) noise). Every
+case runs in its own process (first call with compilation, second call compiled, peak RSS by
+``resource.getrusage``); POT's emd2 likewise, up to ``--table-emd-max`` points.
+
 Every timing is the minimum over ``--repeats`` steady-state runs (compile excluded for JAX,
 reported separately), with ``block_until_ready``. POT's ``emd2`` (exact network simplex) is the
 reference value; it is run up to ``--emd-max`` points (above, the reference is missing and the
@@ -125,7 +134,91 @@ def bench_ode(counts, repeats, chunk, whole_max):
             print(f"| {n} | {name} | {tt:.3f} | {first:.1f} | {n / tt:.3g} |", flush=True)
 
 
+TABLE_CASES = {2: ["roll_gauss", "roll_roll", "roll_shift"], 64: ["gauss_shift", "digits"]}
+
+
+def table_clouds(case, n):
+    rng = np.random.default_rng(n)
+    if case.startswith("roll"):
+        from jaxsa.experiments.fig3 import swiss_roll
+
+        x = swiss_roll(n, 0.5, 1)
+        y = {"roll_gauss": lambda: rng.normal(size=(n, 2)), "roll_roll": lambda: swiss_roll(n, 0.5, 2),
+             "roll_shift": lambda: x + np.array([0.1, 0.0])}[case]()
+        return x, y
+    if case == "gauss_shift":
+        return rng.normal(size=(n, 64)), rng.normal(size=(n, 64)) + 0.3
+    from sklearn.datasets import load_digits
+
+    d = load_digits().data / 8 - 1
+    i, j = rng.integers(0, len(d), n), rng.integers(0, len(d), n)
+    return d[i] + 0.1 * rng.normal(size=(n, 64)), d[j] + 0.1 * rng.normal(size=(n, 64))
+
+
+def table_one(case, n, what, method):
+    """One measurement in this process; prints a JSON line."""
+    import json
+    import resource
+
+    x, y = table_clouds(case, n)
+    out = {"case": case, "n": n, "what": what}
+    if what == "emd":
+        import ot
+
+        t = time.perf_counter()
+        out["emd"] = float(ot.emd2(np.full(n, 1 / n), np.full(n, 1 / n), ot.dist(x, y, metric="euclidean"),
+                                   numItermax=100_000_000))
+        out["t"] = time.perf_counter() - t
+    else:
+        X, Y = jnp.asarray(x), jnp.asarray(y)
+        times = []
+        for _ in range(2):
+            t = time.perf_counter()
+            r = jax.block_until_ready(w1_point_cloud(X, Y, rtol=0.01, method=method))
+            times.append(time.perf_counter() - t)
+        out.update(t_first=times[0], t=times[1], lo=float(r.lower), up=float(r.upper),
+                   conv=bool(r.converged), stages=int(r.n_stages), iters=int(r.n_iterations))
+    out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["load"] = os.getloadavg()[0]
+    print("JSON " + json.dumps(out), flush=True)
+
+
+def table(sizes, emd_max, method):
+    import json
+    import subprocess
+    import sys
+
+    print(f"method={method}; times in s (first call incl. compilation / second call); peak RSS of "
+          "the process in MB; half-width = (U - L)/2 / L; load = 1-min load average at the end")
+    print("| d | case | n | ours first / second | RSS | [L, U] | half-width | conv | emd2 | t emd2 | "
+          "RSS emd2 | L <= emd2 <= U | load |\n|" + "---|" * 13)
+    for d, cases in TABLE_CASES.items():
+        for case in cases:
+            for n in sizes:
+                res = {}
+                for what in (["ours"] + (["emd"] if n <= emd_max else [])):
+                    p = subprocess.run([sys.executable, __file__, "--one", case, str(n), what, method],
+                                       capture_output=True, text=True)
+                    line = [ln for ln in p.stdout.splitlines() if ln.startswith("JSON ")]
+                    res[what] = json.loads(line[-1][5:]) if line else {"error": p.stderr[-300:]}
+                o, e = res["ours"], res.get("emd", {})
+                if "error" in o:
+                    print(f"| {d} | {case} | {n} | error: {o['error']!r} |")
+                    continue
+                emd = e.get("emd", float("nan"))
+                ok = (o["lo"] <= emd * (1 + 1e-12) and emd <= o["up"] * (1 + 1e-12)) if "emd" in e else "-"
+                print(f"| {d} | {case} | {n} | {o['t_first']:.2f} / {o['t']:.2f} | {o['rss_mb']:.0f} | "
+                      f"[{o['lo']:.5f}, {o['up']:.5f}] | {(o['up'] - o['lo']) / 2 / o['lo']:.4f} | {o['conv']} | "
+                      f"{emd:.5f} | {e.get('t', float('nan')):.2f} | {e.get('rss_mb', float('nan')):.0f} | {ok} | "
+                      f"{max(o['load'], e.get('load', 0)):.2f} |", flush=True)
+
+
 if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) > 1 and sys.argv[1] == "--one":
+        table_one(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
+        sys.exit(0)
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 5000, 10000])
     ap.add_argument("--dims", type=int, nargs="+", default=[2, 64])
@@ -138,7 +231,14 @@ if __name__ == "__main__":
     ap.add_argument("--ode-whole-max", type=int, default=100_000)
     ap.add_argument("--skip-ode", action="store_true")
     ap.add_argument("--skip-w1", action="store_true")
+    ap.add_argument("--table", action="store_true")
+    ap.add_argument("--table-sizes", type=int, nargs="+", default=[1000, 3000, 10000])
+    ap.add_argument("--table-emd-max", type=int, default=3000)
+    ap.add_argument("--method", default="auto")
     a = ap.parse_args()
+    if a.table:
+        table(a.table_sizes, a.table_emd_max, a.method)
+        sys.exit(0)
     dev = jax.devices()[0]
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()}, "
           f"JAX device {dev.platform} ({getattr(dev, 'device_kind', '')}), float64")

@@ -84,6 +84,7 @@ from jaxsa.processes.learned import (  # noqa: F401
     compare_1d_ot,
     data_digest,
     train_cfm,
+    train_cfm_family,
     checkpoint_digest,
     ot_coupled_pairs,
 )
@@ -236,6 +237,27 @@ from jaxsa.relations.grid import (  # noqa: F401
     abs_integral,
 )
 
+from jaxsa.relations.audit import (  # noqa: F401
+    AuditSettings,
+    AuditReport,
+    audit,
+)
+
+from jaxsa.relations.estimators import (  # noqa: F401
+    eta_interval,
+    w1_flow_derivative,
+    chi2_monte_carlo,
+    Chi2Estimate,
+    replicate_interval,
+    student_t_quantile,
+    chi_mean,
+    w1_paired,
+    legendre_derivative,
+    map_each,
+    isotropic_gaussian,
+    start_chi2,
+)
+
 # ---- studies -------------------------------------------------------------------------------
 
 from jaxsa.studies.sweep import (  # noqa: F401
@@ -309,6 +331,7 @@ __all__ = [
     "compare_1d_ot",
     "data_digest",
     "train_cfm",
+    "train_cfm_family",
     "checkpoint_digest",
     "ot_coupled_pairs",
     "OrnsteinUhlenbeck",
@@ -401,6 +424,21 @@ __all__ = [
     "speed_accuracy_grid",
     "cell_averages",
     "abs_integral",
+    "AuditSettings",
+    "AuditReport",
+    "audit",
+    "eta_interval",
+    "w1_flow_derivative",
+    "chi2_monte_carlo",
+    "Chi2Estimate",
+    "replicate_interval",
+    "student_t_quantile",
+    "chi_mean",
+    "w1_paired",
+    "legendre_derivative",
+    "map_each",
+    "isotropic_gaussian",
+    "start_chi2",
     # studies
     "FAMILIES",
     "SweepSpec",

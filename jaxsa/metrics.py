@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr
 
-from jaxsa._checks import check
+from jaxsa._checks import check, is_concrete
+from jaxsa.solvers._w1 import w1_multiscale
 
 __all__ = [
     "W1Result",
@@ -152,6 +153,13 @@ class W1Result(eqx.Module):
         converged: ``(upper - lower)/2 <= rtol * lower`` was reached within ``max_stages``.
         epsilon: the entropic regularisation of the last stage (length units).
         n_stages, n_iterations: ε-stages and Sinkhorn iterations used.
+        potential: ``(n,)`` the dual-feasible potential $f'$ on ``x`` behind ``lower``
+            (length units; ``None`` where a solver does not provide it): with
+            $g'_j = \min_i(|x_i - y_j| - f'_i)$, ``lower`` $= \langle a, f'\rangle + \langle b, g'\rangle$.
+        entropic_potential: ``(n,)`` the solver's own potential $f$ on ``x`` at the last
+            ε (``None`` where not provided): the conditional of its entropic plan is
+            $\pi(i|j) \propto e^{(f_i - |x_i - y_j|)/\varepsilon}$, which
+            [`jaxsa.w1_flow_derivative`][jaxsa.relations.estimators.w1_flow_derivative] uses.
     """
 
     value: jax.Array
@@ -161,6 +169,8 @@ class W1Result(eqx.Module):
     epsilon: jax.Array
     n_stages: jax.Array
     n_iterations: jax.Array
+    potential: jax.Array | None = None
+    entropic_potential: jax.Array | None = None
 
     def __iter__(self):  # ``w1, converged = w1_point_cloud(...)`` as before
         return iter((self.value, self.converged))
@@ -200,7 +210,7 @@ def _check_cloud(x, y, a, b):
 
 def w1_point_cloud(x, y, a=None, b=None, *, rtol=0.01, relative_epsilon=0.05, decay=0.5,
                    min_relative_epsilon=1e-4, iterations_per_stage=30, max_stages=None,
-                   threshold=1e-3, iteration_dtype="auto"):
+                   threshold=1e-3, iteration_dtype="auto", method="auto"):
     r"""$W_1$ between point clouds (Eq. 52 with p = 1, Euclidean cost) through ott-jax,
     with a certified error bar.
 
@@ -239,6 +249,13 @@ def w1_point_cloud(x, y, a=None, b=None, *, rtol=0.01, relative_epsilon=0.05, de
             inputs' dtype. The bracket is always evaluated in the inputs' dtype from the
             cast-back potentials and plan, so it stays a certificate whatever the iteration
             precision.
+        method: ``"dense"`` (the solver above), ``"sparse"`` (multiscale sparse Sinkhorn of
+            ``jaxsa.solvers._w1``: no ``(n, m)`` matrix stored, every all-pairs pass blockwise,
+            the same kind of certificate evaluated blockwise in the inputs' dtype; uses
+            ``rtol``, ``relative_epsilon``, ``decay`` and ``min_relative_epsilon``) or
+            ``"auto"`` (default): ``"sparse"`` first when ``n m >= 4·10^6`` and the inputs are
+            concrete (not traced), then, if its bracket is not yet within ``rtol``, the dense
+            solver, the two certified brackets intersected; ``"dense"`` otherwise.
 
     Returns:
         [`W1Result`][jaxsa.metrics.W1Result] (unpacks as ``(value, converged)``). When ``converged`` is False the
@@ -264,8 +281,28 @@ def w1_point_cloud(x, y, a=None, b=None, *, rtol=0.01, relative_epsilon=0.05, de
     if isinstance(iteration_dtype, str) and iteration_dtype == "auto":
         iteration_dtype = jnp.float32 if min_relative_epsilon >= 1e-4 else None
     it_dtype = jnp.dtype(x.dtype if iteration_dtype is None else iteration_dtype)
+    if method not in ("auto", "dense", "sparse"):
+        raise ValueError(f"w1_point_cloud: `method` must be 'auto', 'dense' or 'sparse', got {method!r}.")
+    big = x.shape[0] * y.shape[0] >= 4_000_000 and is_concrete(x) and is_concrete(y)
+    if method == "sparse" or (method == "auto" and big):
+        lo, up, conv, eps, n_st, n_it = _w1_sparse(x, y, a, b, float(rtol), float(relative_epsilon),
+                                                   float(decay), float(min_relative_epsilon))
+        if method == "sparse" or bool(conv):
+            return W1Result(value=0.5 * (lo + up), lower=lo, upper=up, converged=conv, epsilon=eps,
+                            n_stages=n_st, n_iterations=n_it)
+        r = _w1_staged(x, y, a, b, float(rtol), float(relative_epsilon), float(decay), max_stages,
+                       int(iterations_per_stage), float(threshold), it_dtype)
+        lo, up = jnp.maximum(lo, r.lower), jnp.minimum(up, r.upper)
+        return W1Result(value=0.5 * (lo + up), lower=lo, upper=up,
+                        converged=up - lo <= 2 * rtol * jnp.abs(lo), epsilon=r.epsilon,
+                        n_stages=n_st + r.n_stages, n_iterations=n_it + r.n_iterations)
     return _w1_staged(x, y, a, b, float(rtol), float(relative_epsilon), float(decay), max_stages,
                       int(iterations_per_stage), float(threshold), it_dtype)
+
+
+_w1_sparse = jax.jit(lambda x, y, a, b, rtol, rel_eps, decay, min_eps: w1_multiscale(
+    x, y, a, b, rtol=rtol, relative_epsilon=rel_eps, decay=decay, min_relative_epsilon=min_eps),
+    static_argnums=(4, 5, 6, 7))
 
 
 @functools.cache
@@ -329,7 +366,11 @@ def _w1_staged(x, y, a, b, rtol, rel_eps, decay, max_stages, iters, threshold, i
     z = jnp.zeros((), dt)
     init = (jnp.zeros((), jnp.int32), jnp.zeros_like(a_it), jnp.zeros_like(b_it),
             jnp.asarray(-jnp.inf, dt), jnp.asarray(jnp.inf, dt), z, jnp.zeros((), jnp.int32))
-    k, _, _, lo, up, eps, n_it = jax.lax.while_loop(keep_going, stage, init)
+    k, f, _, lo, up, eps, n_it = jax.lax.while_loop(keep_going, stage, init)
     value = 0.5 * (lo + up)
+    # the dual-feasible potential on x (double c-transform of the last stage's f)
+    g2 = jnp.min(cost - f.astype(dt)[:, None], axis=0)
+    f2 = jnp.min(cost - g2[None, :], axis=1)
     return W1Result(value=value, lower=lo, upper=up, converged=up - lo <= 2 * rtol * jnp.abs(lo),
-                    epsilon=eps, n_stages=k, n_iterations=n_it)
+                    epsilon=eps, n_stages=k, n_iterations=n_it, potential=f2,
+                    entropic_potential=f.astype(dt))

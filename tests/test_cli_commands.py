@@ -227,11 +227,12 @@ def _check_images(out, s):
     prov = doc["provenance"]
     assert prov["settings"] == _as_json(dataclasses.asdict(s))  # the settings that ran
     assert prov["seeds"] == {"seed": s.seed} and prov["dtype"] == "float64"
-    # generated images: the unperturbed and both perturbed starts for every schedule, 64 pixels
-    assert set(doc["images"]) == set(s.schedules)
-    for sched in s.schedules:
-        assert set(doc["images"][sched]) == {"none", "mean", "variance"}
-        for ims in doc["images"][sched].values():
+    # generated images: the unperturbed and both perturbed starts for every field, 64 pixels
+    keys = {f"{a}:learned" for a in s.schedules} | {f"{a}:exact" for a in s.exact}
+    assert set(doc["images"]) == keys
+    for k in keys:
+        assert set(doc["images"][k]) == {"none", "mean", "variance"}
+        for ims in doc["images"][k].values():
             assert np.asarray(ims).shape[1:] == (64,) and np.all(np.isfinite(ims))
     page = check_index(str(out))
     assert "images" in page.figures and "table-images" in page.tables
@@ -245,19 +246,15 @@ def test_reproduce_images_command_tiny(tmp_path, monkeypatch):
     import jaxsa.experiments.images as images
     from jaxsa.cli import main
 
-    tiny = images.ImagesSettings(schedules=("cond-ot",), n_samples=16, n_entropy=8, n_time=2,
-                                 n_data=120, n_bootstrap=4)
+    from jaxsa.processes.learned import CFMSettings
+    from jaxsa.relations.audit import AuditSettings
+
+    tiny = images.ImagesSettings(schedules=("cond-ot",), exact=("cond-ot",), n_data=120,
+                                 cfm=CFMSettings(width=16, depth=2, steps=20, batch=32),
+                                 audit=AuditSettings(n_particles=64, n_replicates=3, n_times=4,
+                                                     n_curve=16),
+                                 n_images=2, cache_dir=str(tmp_path / "cache"))
     monkeypatch.setattr(images, "ImagesSettings", lambda: tiny)
     out = tmp_path / "res"
     assert main(["reproduce", "images", "--out", str(out)]) == 0
     _check_images(out, tiny)
-
-
-@pytest.mark.slow  # the default experiment (all 1,797 images): ~30 s on 2 cores
-def test_reproduce_images_command_subprocess(tmp_path):
-    from jaxsa.experiments.images import ImagesSettings
-
-    out = tmp_path / "res"
-    proc = _jaxsa("reproduce", "images", "--out", out)
-    doc = _check_images(out, ImagesSettings())
-    assert "images.json" in proc.stdout and len(doc["records"]) == 4

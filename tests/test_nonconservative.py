@@ -19,6 +19,10 @@ def test_reproduce_nonconservative_writes_records_and_physics_holds(tmp_path, mo
 
     small = functools.partial(nc.NCSettings, gs=(0.0, 1.0), n_cells=40, n_time=8, n_v2=1)
     monkeypatch.setattr(nc, "NCSettings", small)
+    from jaxsa.relations.audit import AuditSettings
+
+    monkeypatch.setattr(nc, "AUDIT", AuditSettings(n_particles=1024, n_replicates=4, n_times=8,
+                                                   n_curve=128))
     runs = []
     run = nc.run_nonconservative
     monkeypatch.setattr(nc, "run_nonconservative", lambda s: runs.append(run(s)) or runs[-1])
@@ -55,6 +59,16 @@ def test_reproduce_nonconservative_writes_records_and_physics_holds(tmp_path, mo
         # RESULTS.md: on this 40² grid η is within 0.5 % of η from emd2 (measured 0.49 % at
         # g = 0, 0.32 % at g = 1)
         assert r["eta"] == pytest.approx(eta_emd, rel=0.005), (r["eta"], eta_emd)
+    # the particle audit of each rotated field (no grid) against the grid solver: the kinetic
+    # energy ∫E|ν^g|² dt to the audit's error plus 2% (midpoint rule in time, 40² grid), and η
+    # to the audit's error plus 15% (the grid's η moves by ~10% between 40² and 96², NCSettings)
+    for r in recs:
+        a = r["audit"]
+        eb_err = 0.5 * (a["entropy_bound_ci"][1] - a["entropy_bound_ci"][0])
+        assert abs(a["entropy_bound"] - r["entropy_bound"]) <= eb_err + 0.02 * r["entropy_bound"], (a, r)
+        eta_err = 0.5 * (a["eta_ci"][1] - a["eta_ci"][0])
+        assert abs(a["eta"] - r["eta"]) <= eta_err + 0.15 * r["eta"], (a["eta"], a["eta_ci"], r["eta"])
+    assert recs[1]["audit"]["eta"] > recs[0]["audit"]["eta"]  # the response to g, seen by particles
     assert all(r["forward_error"] < 0.1 for r in recs)  # marginals unchanged (grid accuracy)
     assert all(r["mass_error"] < 1e-12 and r["min_density"] >= 0 for r in recs)
     assert all(r["max_cfl"] <= 0.5 for r in recs)

@@ -34,7 +34,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsa.densities import GaussianMixture
-from jaxsa.experiments import eta_interval
+from jaxsa.processes.base import velocity_field
+from jaxsa.relations.audit import AuditSettings, audit
+from jaxsa.relations.estimators import eta_interval
 from jaxsa.solvers.fokker_planck import Grid, adjacent_pairs, field_at_faces
 from jaxsa.solvers.transport import solve_transport
 from jaxsa.processes.diffusion import DiffusionPath
@@ -43,7 +45,10 @@ from jaxsa.schedules.standard import CondOT
 from jaxsa.thermo.grid import gradient_projection
 
 __all__ = ["NCSettings", "swiss_roll_mixture", "run_nonconservative", "nonconservative_records",
-           "coarse_cloud"]
+           "coarse_cloud", "audit_rotated", "AUDIT"]
+
+#: the particle audit of each rotated field (an independent route to the grid's η)
+AUDIT = AuditSettings(n_particles=4096, n_replicates=8, n_times=16, n_curve=512)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,3 +270,28 @@ def nonconservative_records(out: dict) -> list:
         r["v2_sq_t"] = np.asarray(out["v2_sq_t"][i]).tolist()
         recs.append(r)
     return recs
+
+
+def audit_rotated(settings: NCSettings = NCSettings(), audit_settings: AuditSettings = AUDIT,
+                  seed: int = 0) -> list:
+    r"""The particle audit ([`jaxsa.audit`][jaxsa.relations.audit.audit]) of each rotated field
+    $\nu^g$ from $P_\tau = \mathcal N(0, I)$ and $\tilde P_\tau = \mathcal N((\delta, 0), I)$:
+    no grid, so its η, $c_2$ (the kinetic energy $\int\mathbb E\|\nu^g\|^2dt$, which is
+    ``entropy_bound`` here) and their intervals check the grid solver's. One dict per ``g``."""
+    s = settings
+    path = DiffusionPath(CondOT(s.tau), swiss_roll_mixture(s.n_components))
+    dt = jnp.result_type(float)
+    prior = GaussianMixture(jnp.ones(1, dt), jnp.zeros((1, 2), dt), jnp.ones(1, dt))
+    start = GaussianMixture(jnp.ones(1, dt), jnp.asarray([[s.shift, 0.0]], dt), jnp.ones(1, dt))
+    out = []
+    for i, g in enumerate(s.gs):
+        field = velocity_field(_rotated(path, float(g)), s.tau, (2,))
+        rep = audit(field, prior, start, jax.random.fold_in(jax.random.PRNGKey(seed), i),
+                    audit_settings)
+        d = rep.to_dict()
+        out.append({"g": float(g), "eta": d["eta"], "eta_ci": d["eta_ci"],
+                    "eta_resolved": d["eta_resolved"], "entropy_bound": d["entropy_bound"],
+                    "entropy_bound_ci": d["entropy_bound_ci"], "c1": d["c1"], "c1_ci": d["c1_ci"],
+                    "delta_W1": d["delta_W1"], "delta_W1_ci": d["delta_W1_ci"],
+                    "n_particles": d["n_particles"], "n_replicates": d["n_replicates"]})
+    return out

@@ -16,9 +16,9 @@ import numpy as np
 __all__ = ["COLORS", "LABELS", "pyplot", "plot_fig4", "plot_fig5", "plot_validation", "plot_optimized"]
 
 #: colour of each schedule in every figure (schedule name → matplotlib colour)
-COLORS = {"cosine": "#1f77b4", "cond-ot": "#d62728", "ot": "#2ca02c"}
+COLORS = {"cosine": "#1f77b4", "cond-ot": "#d62728", "ot": "#2ca02c", "vp": "#9467bd"}
 #: legend label of each schedule (schedule name → text)
-LABELS = {"cosine": "Cosine", "cond-ot": "Cond-OT", "ot": "OT"}
+LABELS = {"cosine": "Cosine", "cond-ot": "Cond-OT", "ot": "OT", "vp": "VP"}
 _PERT_TITLES = {
     "mean": "(b) Gaussian, different mean",
     "variance": "(c) Gaussian, different variance",

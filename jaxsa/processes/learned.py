@@ -1,29 +1,55 @@
-r"""Optimal-transport conditional flow matching ([spec §5][spec-5]; Tong et al. 2023), in flax + optax + ott-jax.
+r"""Conditional flow matching ([spec §5][spec-5]; Lipman et al. 2023, Tong et al. 2024), in flax + optax + ott-jax.
 
 Time runs as in the rest of jaxsa: the data $q$ sits at ``t = 0`` and the end density
-$P_\tau$ (noise) at ``t = τ``. A minibatch ``x0 ~ q``, ``x1 ~ P_τ`` of ``B`` points each is
-coupled by an entropic OT plan $\pi$ for the squared Euclidean cost (ott-jax Sinkhorn,
-ε relative to the mean cost); ``B`` pairs $(x_0, x_1) \sim \pi$ are drawn, and with
-``s ~ U(0, 1)``, ``t = s τ``,
+$P_\tau$ (noise) at ``t = τ``. Each step draws ``x0 ~ q``, ``x1 ~ P_τ`` (``B`` points each),
+``s ~ U(0, 1)``, ``t = s τ``, a point $x_t$ of a conditional path and its velocity
+$\dot x_t$, and regresses the network on it (Lipman et al. 2023, *Flow matching for
+generative modeling*, ICLR):
 
 $$
-x_t = (1 - s)\,x_0 + s\,x_1, \qquad
-\mathcal L(\theta) = \mathbb E\,\big\| u_\theta(t, x_t) - (x_1 - x_0)/\tau \big\|^2 ,
+\mathcal L(\theta) = \mathbb E\,\big\| u_\theta(t, x_t) - \dot x_t \big\|^2 ,
 $$
 
-whose minimiser (as ``B → ∞`` and ε → 0) is the velocity of the displacement interpolation, the
-$W_2$ geodesic of [spec §5][spec-5]: $\nu_t(x_t) = (\mathcal T(x_0) - x_0)/\tau$ in forward
-time (the regression target carries the 1/τ of ``dx/dt``).
+whose minimiser is the marginal velocity $\nu_t(x) = \mathbb E[\dot x_t \mid x_t = x]$, the
+field that transports the path's marginals $P_t$. The paths (``CFMSettings.path``):
 
-[`train_cfm`][jaxsa.processes.learned.train_cfm] caches the trained parameters (``flax.serialization`` msgpack) under a file
-name that is the SHA-256 digest of the training configuration and of the data, so a second call
-with the same inputs loads instead of training. [`compare_1d_ot`][jaxsa.processes.learned.compare_1d_ot] validates a model against
+* ``"ot"`` (OT-CFM; Tong et al. 2024, *Improving and generalizing flow-based generative models
+  with minibatch optimal transport*, TMLR): the minibatch is coupled by an entropic OT plan
+  $\pi$ for the squared Euclidean cost (ott-jax Sinkhorn, ε relative to the mean cost), ``B``
+  pairs $(x_0, x_1) \sim \pi$ are drawn, $x_t = (1 - s)x_0 + s x_1$, $\dot x_t = (x_1 - x_0)/\tau$.
+  As ``B → ∞`` and ε → 0 the minimiser is the velocity of the displacement interpolation, the
+  $W_2$ geodesic of [spec §5][spec-5]: $\nu_t(x_t) = (\mathcal T(x_0) - x_0)/\tau$.
+* ``"cond-ot"``, ``"cosine"``, ``"vp"``: independent pairs and the schedule's conditional path
+  $x_t = m_t x_0 + \sigma_t x_1$, $\dot x_t = \dot m_t x_0 + \dot\sigma_t x_1$, with
+  $(m_t, \sigma_t)$ of [`CondOT`][jaxsa.schedules.standard.CondOT] ($1 - t/\tau$, $t/\tau$),
+  [`Cosine`][jaxsa.schedules.standard.Cosine] ($\cos\frac{\pi t}{2\tau}$, $\sin\frac{\pi t}{2\tau}$)
+  and [`VPLinear`][jaxsa.schedules.standard.VPLinear] (default $\beta$'s), evaluated by those
+  objects. With $P_\tau = \mathcal N(0, I)$ the minimiser is the velocity of
+  [`DiffusionPath`][jaxsa.processes.diffusion.DiffusionPath] /
+  [`EmpiricalPath`][jaxsa.processes.empirical.EmpiricalPath] of the same schedule,
+  $\dot m_t\,\mathbb E[y|x] - \sigma_t\dot\sigma_t\nabla\ln P_t$. VP does not end at noise:
+  its marginal at τ is the law of $m_\tau x_0 + \sigma_\tau x_1$, not $\mathcal N(0, I)$;
+  $m_\tau = e^{-(\beta_{min}+\beta_{max})\tau/4} = 6.6\cdot10^{-3}$ and
+  $1 - \sigma_\tau = 2\cdot10^{-5}$ at τ = 1, so $W_2(P^{VP}_\tau, \mathcal N(0, I)) \le
+  m_\tau (\mathbb E|x_0|^2)^{1/2} + (1 - \sigma_\tau)\sqrt d$ (0.009 for standardised 2D data):
+  a flow started from $\mathcal N(0, I)$ at τ starts that far from the path's own marginal.
+  $\dot\sigma_t \propto t^{-1/2}$ as ``t → 0`` for VP, so the target's variance diverges like
+  $1/t$ and the loss would have no finite mean: VP times are drawn on $[10^{-3}\tau, \tau]$
+  (the network extrapolates below); cond-OT and cosine on $[10^{-6}\tau, \tau]$ (there
+  $\dot\sigma_t = \sigma_t\dot\sigma_t/\sigma_t$ is bounded, only ``0/0`` at ``t = 0`` is avoided).
+
+Every path uses the same network, batch and step budget (one ``CFMSettings``, only ``path``
+differs). [`train_cfm`][jaxsa.processes.learned.train_cfm] caches the trained parameters
+(``flax.serialization`` msgpack) under a file name that is the SHA-256 digest of the training
+configuration (the path included) and of the data, so a second call with the same inputs loads
+instead of training. [`compare_1d_ot`][jaxsa.processes.learned.compare_1d_ot] validates a model against
 [`jaxsa.OTPath`][jaxsa.processes.ot.OTPath] in 1D.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -39,10 +65,12 @@ from jaxsa.processes.base import AbstractVelocityField
 from jaxsa.quadrature import gauss_legendre
 
 __all__ = ["CFMSettings", "LearnedVelocity", "VelocityMLP", "compare_1d_ot", "data_digest", "train_cfm",
-           "checkpoint_digest", "ot_coupled_pairs"]
+           "train_cfm_family", "checkpoint_digest", "ot_coupled_pairs"]
 
 
 _ACTIVATIONS = ("silu", "gelu", "tanh")
+_PATHS = ("ot", "cond-ot", "cosine", "vp")
+_S_MIN = {"ot": 0.0, "cond-ot": 1e-6, "cosine": 1e-6, "vp": 1e-3}  # times drawn on [s_min τ, τ]
 
 
 def _mlp_class():
@@ -107,6 +135,9 @@ class CFMSettings:
         train_dtype: ``"float32"`` or ``"float64"``: dtype of the parameters and of training
             (the velocity is evaluated in this dtype and cast back to the input's).
         seed: PRNG seed. tau: duration τ.
+        path: the conditional path (module docstring): ``"ot"`` (OT-CFM, minibatch OT pairs;
+            the default, whose digest is that of before this field existed), ``"cond-ot"``,
+            ``"cosine"`` or ``"vp"`` (independent pairs on that schedule's path).
     """
 
     width: int = 128
@@ -122,6 +153,7 @@ class CFMSettings:
     warmup: int = 100
     sinkhorn_iterations: int = 50
     train_dtype: str = "float32"
+    path: str = "ot"
 
     def __post_init__(self):
         for name in ("width", "depth", "steps", "batch", "sinkhorn_iterations"):
@@ -137,6 +169,8 @@ class CFMSettings:
             raise ValueError(f"CFMSettings: `activation` must be one of {_ACTIVATIONS}, got {self.activation!r}.")
         if self.train_dtype not in ("float32", "float64"):
             raise ValueError(f"CFMSettings: `train_dtype` must be 'float32' or 'float64', got {self.train_dtype!r}.")
+        if self.path not in _PATHS:
+            raise ValueError(f"CFMSettings: `path` must be one of {_PATHS}, got {self.path!r}.")
 
 
 class LearnedVelocity(AbstractVelocityField):
@@ -210,13 +244,17 @@ _FORMAT = 2  # checkpoint format: {"meta": <digest blob>, "params": ...}; format
 
 
 def _digest_blob(settings: CFMSettings, data_id: str, dim: int, dtype) -> str:
-    return json.dumps({"settings": dataclasses.asdict(settings), "data": data_id, "dim": dim,
+    fields = dataclasses.asdict(settings)
+    if fields["path"] == "ot":  # absent for OT-CFM: the digests from before `path` stay valid
+        del fields["path"]
+    return json.dumps({"settings": fields, "data": data_id, "dim": dim,
                        "dtype": str(jnp.dtype(dtype)), "format": _FORMAT}, sort_keys=True)
 
 
 def checkpoint_digest(settings: CFMSettings, data_id: str, dim: int, dtype) -> str:
-    """20 hex digits of the SHA-256 of the training settings, data id, dimension, dtype and
-    checkpoint format: the cache key of a trained model (``cfm-<digest>.msgpack``)."""
+    """20 hex digits of the SHA-256 of the training settings (the path included, except the
+    default ``"ot"``), data id, dimension, dtype and checkpoint format: the cache key of a
+    trained model (``cfm-<digest>.msgpack``)."""
     return hashlib.sha256(_digest_blob(settings, data_id, dim, dtype).encode()).hexdigest()[:20]
 
 
@@ -229,11 +267,14 @@ def data_digest(arr) -> str:
 def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings: CFMSettings = CFMSettings(),
               *, data_id: str, cache_dir: str | None = None, progress=None,
               chunk: int = 250) -> tuple[LearnedVelocity, dict]:
-    r"""Train $u_\theta$ by OT-CFM ([spec §5][spec-5]), or load it from the cache.
+    r"""Train $u_\theta$ by conditional flow matching on ``settings.path`` (OT-CFM by default;
+    [spec §5][spec-5], module docstring), or load it from the cache.
 
     Args:
         sample_data: ``(key, n) -> (n, d)`` samples of the data $q$ (at ``t = 0``).
-        sample_prior: ``(key, n) -> (n, d)`` samples of $P_\tau$ (at ``t = τ``).
+        sample_prior: ``(key, n) -> (n, d)`` samples of $P_\tau$ (at ``t = τ``); for the
+            schedule paths the noise $x_1$ of $x_t = m_t x_0 + \sigma_t x_1$, which must be
+            $\mathcal N(0, I)$ for the path to be the schedule's Gaussian path.
         dim: ``d``. settings: [`CFMSettings`][jaxsa.processes.learned.CFMSettings] (its ``train_dtype`` is the parameters'
             dtype; ``"float64"`` needs JAX's x64 mode).
         data_id: a string that identifies the data and prior (e.g. [`data_digest`][jaxsa.processes.learned.data_digest] of the
@@ -304,6 +345,8 @@ def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings:
     opt = optax.adam(sched)
     state = opt.init(params)
     b = settings.batch
+    path_sched = None if settings.path == "ot" else _path_schedule(settings.path, settings.tau)
+    s_min = _S_MIN[settings.path]
 
     def loss_fn(p, s, xt, target):
         return jnp.mean(jnp.sum((net.apply({"params": p}, s, xt) - target) ** 2, -1))
@@ -313,10 +356,17 @@ def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings:
         k0, k1, kc, ks = jax.random.split(k, 4)
         x0 = jnp.asarray(sample_data(k0, b)).astype(dtype)
         x1 = jnp.asarray(sample_prior(k1, b)).astype(dtype)
-        x0, x1 = ot_coupled_pairs(kc, x0, x1, settings.ot_epsilon, settings.sinkhorn_iterations)
-        s = jax.random.uniform(ks, (b,), dtype)
-        xt = (1 - s)[:, None] * x0 + s[:, None] * x1
-        loss, g = jax.value_and_grad(loss_fn)(p, s, xt, (x1 - x0) / tau)
+        if path_sched is None:  # OT-CFM: minibatch OT pairs, straight lines
+            x0, x1 = ot_coupled_pairs(kc, x0, x1, settings.ot_epsilon, settings.sinkhorn_iterations)
+            s = jax.random.uniform(ks, (b,), dtype)
+            xt = (1 - s)[:, None] * x0 + s[:, None] * x1
+            target = (x1 - x0) / tau
+        else:  # independent pairs on the schedule's path; coefficients in the training dtype
+            s = s_min + (1 - s_min) * jax.random.uniform(ks, (b,), dtype)
+            v = path_sched.values(s * settings.tau)
+            m, sg, dm, dsg = (c.astype(dtype)[:, None] for c in (v.m, v.sigma, v.dm, v.sigma_dsigma / v.sigma))
+            xt, target = m * x0 + sg * x1, dm * x0 + dsg * x1
+        loss, g = jax.value_and_grad(loss_fn)(p, s, xt, target)
         upd, st = opt.update(g, st, p)
         return (optax.apply_updates(p, upd), st), loss
 
@@ -348,6 +398,33 @@ def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings:
         os.replace(tmp, path)
     return model(params), {"digest": digest, "loaded": False, "loss": last, "path": path,
                            "steps_per_s": rate, "stale_checkpoint_replaced": stale}
+
+
+def _path_schedule(path: str, tau: float):
+    """The package's schedule of a conditional path (VP with its default β's)."""
+    from jaxsa.schedules.standard import CondOT, Cosine, VPLinear
+
+    return {"cond-ot": CondOT, "cosine": Cosine, "vp": lambda tau: VPLinear(tau=tau)}[path](tau)
+
+
+def train_cfm_family(sample_data: Callable, sample_prior: Callable, dim: int,
+                     settings: CFMSettings = CFMSettings(), *, paths=("cosine", "cond-ot", "vp", "ot"),
+                     data_id: str, cache_dir: str | None = None, progress=None,
+                     chunk: int = 250) -> dict:
+    r"""One learned model per conditional path: [`train_cfm`][jaxsa.processes.learned.train_cfm]
+    with ``settings`` (same network, batch and steps) and its ``path`` replaced by each of
+    ``paths``; each is cached under its own digest. ``progress``: optional
+    ``f(path, step, loss)``. Returns ``{path: (model, info)}`` in the order of ``paths``."""
+    if not isinstance(settings, CFMSettings):
+        raise ValueError(  # noqa: TRY004
+            f"train_cfm_family: `settings` must be a CFMSettings, got {type(settings).__name__}.")
+    paths = (paths,) if isinstance(paths, str) else tuple(paths)
+    if not paths or len(set(paths)) != len(paths) or any(p not in _PATHS for p in paths):
+        raise ValueError(f"train_cfm_family: `paths` must be distinct values of {_PATHS}, got {paths!r}.")
+    return {p: train_cfm(sample_data, sample_prior, dim, dataclasses.replace(settings, path=p),
+                         data_id=data_id, cache_dir=cache_dir, chunk=chunk,
+                         progress=None if progress is None else functools.partial(progress, p))
+            for p in paths}
 
 
 def compare_1d_ot(model: LearnedVelocity, ot_path, perturbation=(1.0, 1.0), n_levels: int = 2000,

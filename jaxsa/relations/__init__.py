@@ -16,9 +16,12 @@ r"""The speed-accuracy relations of diffusion models in 1D: one call, one report
 
 The package: [`report`][jaxsa.relations.report] (settings, report, tolerances),
 [`cdf`][jaxsa.relations.cdf] (the default method), [`quantile`][jaxsa.relations.quantile]
-(quantile transport) and [`api`][jaxsa.relations.api] (checks, automatic resolution).
+(quantile transport) and [`api`][jaxsa.relations.api] (checks, automatic resolution);
+[`audit`][jaxsa.relations.audit] (any velocity field in $d$ dimensions, by particles, with
+confidence intervals) and its [`estimators`][jaxsa.relations.estimators].
 """
 
+from jaxsa.relations.audit import AuditReport, AuditSettings  # the function: jaxsa.audit
 from jaxsa.relations.api import check_inputs, end_marginal, speed_accuracy, speed_accuracy_from_start
 from jaxsa.relations.cdf import batched_cdf_jit, cdf_report
 from jaxsa.relations.quantile import abs_quadrature, perturbation_start, quantile_nodes, quantile_report
@@ -40,4 +43,6 @@ __all__ = [
     "quantile_nodes",
     "end_marginal",
     "abs_quadrature",
+    "AuditSettings",
+    "AuditReport",
 ]
