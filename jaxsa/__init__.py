@@ -201,6 +201,21 @@ from jaxsa.thermo.monte_carlo import (  # noqa: F401
     gaussian_path_c2,
 )
 
+from jaxsa.solvers.steps import (  # noqa: F401
+    STEP_RULES,
+    step_grid,
+)
+
+from jaxsa.solvers.samplers import (  # noqa: F401
+    SAMPLER_METHODS,
+    sample,
+)
+
+from jaxsa.processes.reschedule import (  # noqa: F401
+    RescheduledField,
+    reschedule,
+)
+
 # ---- relations -----------------------------------------------------------------------------
 
 from jaxsa.relations.report import (  # noqa: F401
@@ -260,6 +275,15 @@ from jaxsa.relations.estimators import (  # noqa: F401
 
 # ---- studies -------------------------------------------------------------------------------
 
+from jaxsa.studies.steps import (  # noqa: F401
+    STEP_SCHEDULES,
+    StepsSettings,
+    optimise_grid,
+    run_steps,
+    sampler_w1,
+    step_data,
+)
+
 from jaxsa.studies.sweep import (  # noqa: F401
     FAMILIES,
     SweepSpec,
@@ -314,6 +338,8 @@ __all__ = [
     "paper_perturbations",
     "PERTURBATION_NAMES",
     # processes and velocity fields (the protocol and its implementations)
+    "RescheduledField",
+    "reschedule",
     "AbstractVelocityField",
     "AbstractForwardProcess",
     "VelocityFunction",
@@ -345,6 +371,10 @@ __all__ = [
     "ddim_path",
     "ddim_velocity",
     # solvers and quadrature
+    "STEP_RULES",
+    "step_grid",
+    "SAMPLER_METHODS",
+    "sample",
     "ODESettings",
     "RK4",
     "integrate",
@@ -440,6 +470,12 @@ __all__ = [
     "isotropic_gaussian",
     "start_chi2",
     # studies
+    "STEP_SCHEDULES",
+    "StepsSettings",
+    "optimise_grid",
+    "run_steps",
+    "sampler_w1",
+    "step_data",
     "FAMILIES",
     "SweepSpec",
     "sweep_settings",

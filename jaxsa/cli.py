@@ -369,6 +369,40 @@ def _cmd_optimize(args) -> int:
     return 0
 
 
+def _cmd_steps(args) -> int:
+    from tqdm.auto import tqdm
+
+    from jaxsa.plot.steps import plot_steps
+    from jaxsa.studies.steps import StepsSettings, run_steps
+
+    s = (StepsSettings(nfe=(6,), data=("paper",), optimise_nfe=(6,), optimise_steps=10, n_nodes=256)
+         if args.fast else StepsSettings())
+    bar = tqdm(desc="steps", file=sys.stderr, unit="case")
+
+    def progress(name):
+        bar.set_postfix_str(name)
+        bar.update(1)
+
+    out = run_steps(s, progress=progress)
+    bar.close()
+    prov = provenance(s, seeds={"note": "deterministic: quadrature nodes, no random numbers"},
+                      timing=out["timing"])
+    os.makedirs(args.out, exist_ok=True)
+    table = [{k: v for k, v in r.items() if k not in ("grid", "loss_history")} for r in out["records"]]
+    write_json(os.path.join(args.out, "steps.json"),
+               {"provenance": prov, "records": table, "winners": out["winners"],
+                "grids": [{k: r[k] for k in ("data", "schedule", "rule", "nfe", "grid")}
+                          for r in out["records"]]})
+    save_figure(plot_steps, os.path.join(args.out, "steps.png"), out["records"])
+    from jaxsa.results.html import write_index
+
+    for w in out["winners"]:
+        print(f"  {w['data']:10s} {w['schedule']:8s} NFE {w['nfe']:3d}: best {w['best']:14s} "
+              f"W1 = {w['W1_best']:.3e} (tied within error: {', '.join(w['tied_within_error'])})")
+    print(f"wrote {args.out}/steps.json, steps.png; {write_index(args.out)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     # options accepted before or after the command: `jaxsa --no-cache reproduce` and
     # `jaxsa reproduce --no-cache` (SUPPRESS: a subcommand's default does not hide the other)
@@ -418,6 +452,12 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--degree", type=int, default=8)
     o.add_argument("--out", default="optimize", help="output folder (default ./optimize)")
     o.set_defaults(func=_cmd_optimize)
+
+    st = add_parser("steps", help="sampling-step grids: rules vs each other on exact 1D "
+                    "references, and grids optimised by gradient descent (JSON + PNG)")
+    st.add_argument("--out", default="steps", help="output folder (default ./steps)")
+    st.add_argument("--fast", action="store_true", help="a tiny configuration (what CI runs)")
+    st.set_defaults(func=_cmd_steps)
 
     b = add_parser("benchmark", help="time the fig4 computation (compile vs steady state; "
                    "never uses the compilation cache)")
