@@ -63,7 +63,7 @@ def step_grid(process, n_steps: int, rule: str = "uniform", **params) -> jax.Arr
             [`DiffusionPath`][jaxsa.processes.diffusion.DiffusionPath]). Noise-level rules: a
             ``Schedule`` or a process with a ``schedule`` attribute.
         n_steps: number of steps $N \ge 1$ (static Python int).
-        rule: one of [`STEP_RULES`][jaxsa.solvers.steps.STEP_RULES] (static).
+        rule: one of `STEP_RULES` (static).
         **params: the rule's parameters (scalars; may be traced under ``jit``):
 
             * ``t_min``: last time (default ``0`` for ``"uniform"``/``"thermo_*"``,
