@@ -138,6 +138,7 @@ from jaxsa.solvers.transport import (  # noqa: F401
 from jaxsa.quadrature import (  # noqa: F401
     gauss_legendre,
     quantile_nodes,
+    bisect_increasing,
 )
 
 # ---- metrics -------------------------------------------------------------------------------
@@ -259,18 +260,9 @@ from jaxsa.relations.audit import (  # noqa: F401
 )
 
 from jaxsa.relations.estimators import (  # noqa: F401
-    eta_interval,
-    w1_flow_derivative,
-    chi2_monte_carlo,
-    Chi2Estimate,
-    replicate_interval,
-    student_t_quantile,
-    chi_mean,
-    w1_paired,
-    legendre_derivative,
-    map_each,
-    isotropic_gaussian,
-    start_chi2,
+    eta_interval, w1_flow_derivative, chi2_monte_carlo, Chi2Estimate, replicate_interval,
+    student_t_quantile, chi_mean, w1_paired, legendre_derivative, map_each,
+    isotropic_gaussian, start_chi2,
 )
 
 # ---- studies -------------------------------------------------------------------------------
@@ -396,6 +388,7 @@ __all__ = [
     "solve_transport",
     "gauss_legendre",
     "quantile_nodes",
+    "bisect_increasing",
     # metrics
     "W1Result",
     "chi2_gaussian_1d",

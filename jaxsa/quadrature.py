@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["gauss_legendre", "quantile_nodes"]
+__all__ = ["gauss_legendre", "quantile_nodes", "bisect_increasing"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -80,3 +80,21 @@ def quantile_nodes(n: int, z_max: float, dtype=None):
     w[0] *= 0.5
     w[-1] *= 0.5
     return z, w
+
+
+def bisect_increasing(f, y, lo, hi, iterations: int):
+    r"""Solve $f(x) = y$ for a non-decreasing ``f`` on the bracket ``[lo, hi]`` by ``iterations``
+    halvings (a fixed-length ``lax.fori_loop``: traceable, vmappable, no data-dependent control
+    flow). ``y``, ``lo``, ``hi`` broadcast to one shape; returns the midpoint of the final
+    bracket (clipped to ``[lo, hi]`` when ``y`` lies outside ``f``'s range there)."""
+    a = jnp.broadcast_to(lo, jnp.shape(y)).astype(jnp.result_type(lo, y))
+    b = jnp.broadcast_to(hi, jnp.shape(y)).astype(a.dtype)
+
+    def body(_, ab):
+        a, b = ab
+        mid = 0.5 * (a + b)
+        below = f(mid) < y
+        return jnp.where(below, mid, a), jnp.where(below, b, mid)
+
+    a, b = jax.lax.fori_loop(0, int(iterations), body, (a, b))
+    return 0.5 * (a + b)

@@ -71,6 +71,7 @@ import numpy as np
 
 from jaxsa._checks import check, format_number, is_concrete
 from jaxsa.processes.base import AbstractVelocityField
+from jaxsa.quadrature import bisect_increasing
 from jaxsa.schedules.standard import Schedule, check_schedule
 
 __all__ = ["RescheduledField", "reschedule"]
@@ -120,16 +121,9 @@ def _invert_r(schedule, r_target):
 def _bisect_r(schedule, r_target):
     tau = schedule.tau
     lo = jnp.log(jnp.finfo(r_target.dtype).tiny) * jnp.ones_like(r_target)
-    hi = jnp.zeros_like(r_target)
-
-    def halve(_, bracket):
-        lo, hi = bracket
-        mid = 0.5 * (lo + hi)
-        below = _r(schedule, tau * jnp.exp(mid)) < r_target
-        return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
-
-    lo, hi = jax.lax.fori_loop(0, _HALVINGS, halve, (lo, hi))
-    t = tau * jnp.exp(0.5 * (lo + hi))
+    log_t = bisect_increasing(lambda u: _r(schedule, tau * jnp.exp(u)), r_target, lo,
+                              jnp.zeros_like(r_target), _HALVINGS)
+    t = tau * jnp.exp(log_t)
     return jnp.where(r_target <= 0, 0.0, jnp.where(r_target >= _r(schedule, tau), tau, t))
 
 

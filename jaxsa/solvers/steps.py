@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsa._checks import check, format_number
-from jaxsa.quadrature import gauss_legendre
+from jaxsa.quadrature import bisect_increasing, gauss_legendre
 from jaxsa.schedules.standard import Schedule
 
 __all__ = ["STEP_RULES", "step_grid"]
@@ -270,14 +270,4 @@ def _log_sbar(sched, t):
 def _invert_log_sbar(sched, y, lo, hi, iterations: int = 96):
     """Times ``t`` in ``[lo, hi]`` with ``ln sbar(t) = y``, by bisection of the non-decreasing
     ``ln sbar`` (``iterations`` halvings: to round-off in float64), clipped to the bracket."""
-    a = jnp.broadcast_to(lo, y.shape)
-    b = jnp.broadcast_to(hi, y.shape)
-
-    def body(_, ab):
-        a, b = ab
-        mid = 0.5 * (a + b)
-        below = _log_sbar(sched, mid) < y
-        return jnp.where(below, mid, a), jnp.where(below, b, mid)
-
-    a, b = jax.lax.fori_loop(0, iterations, body, (a, b))
-    return 0.5 * (a + b)
+    return bisect_increasing(lambda t: _log_sbar(sched, t), y, lo, hi, iterations)
