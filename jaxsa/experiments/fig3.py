@@ -33,7 +33,7 @@ import numpy as np
 
 from jaxsa.densities import GaussianMixture
 from jaxsa.metrics import w1_point_cloud
-from jaxsa.processes.empirical import EmpiricalPath
+from jaxsa.processes.empirical import EmpiricalPath, transport_particles
 from jaxsa.processes.learned import CFMSettings, data_digest, train_cfm_family
 from jaxsa.relations.audit import AuditSettings, audit
 from jaxsa.schedules.standard import CondOT, Cosine, VPLinear
@@ -113,18 +113,6 @@ def _cache_dir(s):
         os.path.expanduser("~"), ".cache", "jaxsa")
 
 
-def _snapshots(field, x_tau, times, ode):
-    """Particles of the field's flow from ``x_tau`` at the increasing ``times`` (t = 0 is the
-    denoised limit for singular fields, as in the audit)."""
-    tau = float(field.tau)
-    t_lo = 1e-3 * tau if field.singular_at_zero() else 0.0
-    ts = jnp.asarray(np.maximum(times[::-1], t_lo), x_tau.dtype)
-    xs, _, _ = integrate(field.velocity, x_tau, tau, t_lo, ts, ode)
-    if field.singular_at_zero():
-        xs = xs.at[-1].set(field.posterior_mean(t_lo, xs[-1]))
-    return np.asarray(xs[::-1])
-
-
 def _record(rep, schedule, kind, floor, seconds) -> dict:
     d = rep.to_dict()
     keep = ("eta", "c1", "c2", "entropy_bound", "D0", "W1_q_p", "W1_init", "W1_init_exact",
@@ -193,8 +181,9 @@ def run_fig3(settings: Fig3Settings = Fig3Settings(), progress=None) -> dict:
         rep = audit(field, prior, start, jax.random.fold_in(key, i), a, data=held)
         records.append(_record(rep, name, kind, floor, time.perf_counter() - t0))
         if kind == "learned":
-            samples[name] = {"forward": _snapshots(field, eps, times, plot_ode),
-                             "estimated": _snapshots(field, eps + delta, times, plot_ode)}
+            back = jnp.asarray(times[::-1].copy())  # the flow runs from τ down to 0
+            samples[name] = {k: np.asarray(transport_particles(field, x, back, plot_ode).xs[::-1])
+                             for k, x in (("forward", eps), ("estimated", eps + delta))}
         timing[f"{name}:{kind}"] = time.perf_counter() - t0
         if progress:
             progress(f"{name} ({kind})")

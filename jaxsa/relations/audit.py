@@ -50,8 +50,9 @@ class AuditSettings:
         n_particles: particles per start and replicate for $W_1(q,p)$ and $W_1(P_\tau,\tilde P_\tau)$.
         n_replicates: independent replicates ($\ge 3$): every interval is a Student-t interval
             over them, so it covers whatever varies between replicates (sampling, W1 solver).
-        n_times: Gauss–Legendre times for $c_1$, $c_2$, $L_\tau$ ($\ge 4$); a rule of half as many
-            nodes gives their time-quadrature error.
+        n_times: Gauss–Legendre times for $c_1$, $c_2$, $L_\tau$ ($\ge 4$); for $c_2$ and
+            $L_\tau$ a rule of half as many nodes gives the time-quadrature error (for $c_1$ the
+            difference of its two routes, which dominates, stands in for it).
         n_curve: particles per replicate for $W_1(P_t,\tilde P_t)$ at those times (for $c_1$).
         n_chi2: Monte-Carlo samples of $D_0$ when it has no closed form.
         level: confidence level of the intervals.

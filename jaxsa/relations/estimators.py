@@ -94,9 +94,12 @@ def w1_flow_derivative(x, y, vx, vy, f, epsilon=None, block: int = 1024):
     e_j = \frac{x_{i^*(j)} - y_j}{|x_{i^*(j)} - y_j|},
     $$
 
-    the change of the cost of the transport rays. For exact flows this is the derivative of
-    the empirical $W_1$ (almost everywhere); the error of an approximate potential enters at
-    second order. With ``epsilon`` the hard minimum is replaced by the soft one, weights
+    the change of the cost of the transport rays. With the optimal potential this is the
+    derivative of the empirical $W_1$ (almost everywhere). An approximate potential is not
+    harmless here: the dual potentials of the Euclidean cost are degenerate (flat along
+    transport rays), a slightly wrong one picks tilted rays, and the derivative comes out low
+    (by 6–20% from an ε-scaling solver at 10³ points, measured in ``benchmarks/RESULTS.md``);
+    [`jaxsa.audit`][jaxsa.relations.audit.audit] therefore checks it against a second route. With ``epsilon`` the hard minimum is replaced by the soft one, weights
     $\pi_{i|j}\propto e^{-(|x_i - y_j| - f_i)/\varepsilon}$ (the conditional of the entropic
     plan of an ε-scaling solver): an approximate potential then averages over the near-optimal
     partners instead of jumping between them, and the result is the derivative of that plan's
