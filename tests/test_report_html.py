@@ -1,10 +1,15 @@
-"""The results page ``DIR/index.html`` (jaxsa.results.html): every figure and table it names is there."""
+"""The results page ``DIR/index.html`` (jaxsa.results.html): every figure and table it names is
+there, every scalar field of every record is shown and linked to its JSON path, the statuses,
+error estimates and round-off slacks are marked. The layout at 1400 px is checked in a browser
+by tests/test_report_browser.py, on the same synthetic run (`synthetic_run`)."""
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 import os
+import re
 from html.parser import HTMLParser
 
 import matplotlib
@@ -14,14 +19,15 @@ matplotlib.use("Agg")
 
 
 class _IndexParser(HTMLParser):
-    """Collects figures (id, alt, decoded image bytes), tables (id, header, row count) and links."""
+    """Collects figures (id, alt, decoded image bytes), tables (id, column keys, rows, row and
+    cell classes), links to JSON files (source, path, text) and ids."""
 
     def __init__(self):
         super().__init__()
         self.figures, self.tables, self.anchors, self.ids = {}, {}, [], set()
-        self._table = None
+        self.links, self.scripts = [], 0
+        self._table = self._link = None
         self._in_head = False
-        self._row_cells = 0
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -33,27 +39,39 @@ class _IndexParser(HTMLParser):
             assert src.startswith(prefix), "figures must be embedded"
             self.figures[a["alt"]] = base64.b64decode(src[len(prefix):])
         elif tag == "table":
-            self._table = a["id"]
-            self.tables[self._table] = {"columns": [], "rows": 0, "source": a.get("data-source")}
+            self._table = self.tables[a["id"]] = {"columns": [], "rows": 0, "source": a.get("data-source"),
+                                                  "row_classes": [], "cell_classes": []}
         elif tag == "thead":
             self._in_head = True
-        elif tag == "tr" and self._table and not self._in_head:
-            self.tables[self._table]["rows"] += 1
+        elif tag == "th" and self._table is not None:
+            self._table["columns"].append(a.get("data-key"))
+        elif tag == "tr" and self._table is not None and not self._in_head:
+            self._table["rows"] += 1
+            self._table["row_classes"].append(a.get("class", ""))
+        elif tag == "td" and self._table is not None:
+            self._table["cell_classes"].append(a.get("class", ""))
         elif tag == "a" and a.get("href", "").startswith("#"):
             self.anchors.append(a["href"][1:])
+        elif tag == "a" and "data-path" in a:
+            assert a["title"] == f"{a['href']}: {a['data-path']}"  # the tooltip names the path
+            self._link = {"href": a["href"], "path": a["data-path"], "text": "", "class": a.get("class")}
+            self.links.append(self._link)
         elif tag in ("link", "script") and (a.get("href") or a.get("src")):
             raise AssertionError(f"external resource in the page: {a}")
-        self._tag = tag
+        if tag == "script":
+            self.scripts += 1
 
     def handle_endtag(self, tag):
         if tag == "thead":
             self._in_head = False
         elif tag == "table":
             self._table = None
+        elif tag == "a":
+            self._link = None
 
     def handle_data(self, data):
-        if self._in_head and self._table and self._tag == "th":
-            self.tables[self._table]["columns"].append(data)
+        if self._link is not None:
+            self._link["text"] += data
 
 
 def parse_index(path):
@@ -63,9 +81,28 @@ def parse_index(path):
     return p
 
 
+def resolve(doc, path):
+    """The value at a JSON path such as ``records[3].audit.eta``."""
+    for key, idx in re.findall(r"\.?(\w+)|\[(\d+)\]", path):
+        doc = doc[int(idx)] if idx else doc[key]
+    return doc
+
+
+def _scalar_keys(rec, prefix=""):
+    for k, v in rec.items():
+        if isinstance(v, dict) and k != "violations":
+            yield from _scalar_keys(v, f"{prefix}{k}.")
+        elif v is None or isinstance(v, (bool, int, float, str)):
+            yield prefix + k
+
+
 def check_index(out_dir):
-    """Every PNG in ``out_dir`` is embedded and every JSON with records has a full table."""
+    """Every PNG in ``out_dir`` is embedded; every JSON list of records with scalar fields has
+    a main table ``table-NAME`` with one row per record (the paper's quantities among its
+    columns), every scalar field of every record is linked to its JSON path, and every link
+    shows the value at its path."""
     page = parse_index(os.path.join(out_dir, "index.html"))
+    assert page.scripts == 0  # the page reads without scripts
     for name in os.listdir(out_dir):
         stem, ext = os.path.splitext(name)
         if ext == ".png":
@@ -77,44 +114,167 @@ def check_index(out_dir):
                     doc = json.load(f)
             except ValueError:
                 continue  # listed on the page as unreadable (checked by the caller)
-            if doc.get("records"):
+            recs = doc.get("records")
+            scalar = recs and any(k not in ("schedule", "perturbation") for r in recs for k in _scalar_keys(r))
+            if scalar:
                 tab = page.tables[f"table-{stem}"]
-                assert tab["rows"] == len(doc["records"]) and tab["source"] == name
-                for col in ("eta", "c1", "c2", "entropy_bound", "D0"):
-                    if col in doc["records"][0]:
+                assert tab["rows"] == len(recs) and tab["source"] == name
+                for col in ("eta", "c1", "c2", "D0", "delta_W1"):
+                    if col in recs[0]:
                         assert col in tab["columns"], (name, col)
+                shown = {re.sub(r"^records\[\d+\]\.", "", ln["path"]) for ln in page.links
+                         if ln["href"] == name}
+                missing = {k for r in recs for k in _scalar_keys(r)} - shown
+                assert not missing, (name, missing)  # no field is lost
+            elif recs:
+                assert f"contents-{stem}" in page.ids  # labels and arrays only: a summary
             if "provenance" in doc:
                 assert f"provenance-{stem}" in page.ids
+            for ln in (x for x in page.links if x["href"] == name and re.fullmatch(r"[\w.\[\]]+", x["path"])):
+                v, text = resolve(doc, ln["path"]), ln["text"].removeprefix("± ")
+                if isinstance(v, bool):
+                    assert text in (("yes",) if v else ("no", "NO", f"NOT {ln['path'].rsplit('.', 1)[-1]}")), ln
+                elif isinstance(v, (int, float)) and math.isfinite(v):
+                    assert float(text) == pytest.approx(v, rel=0.06, abs=1e-300), ln
     assert set(page.anchors) <= page.ids  # every link of the table of contents resolves
     return page
 
 
-def test_index_from_synthetic_run(tmp_path):
+def _fig4_record(schedule, perturbation, i):
+    """A record with the keys of ``fig4.json`` (`jaxsa.experiments.fig4.fig4_records`)."""
+    scalars = dict(eta=0.0898 + i / 100, c1=0.1089 + i / 100, c2=0.2025 + i / 100, entropy_bound=0.2025 + i / 100,
+                   D0=1.718, W1_q_p=0.607, W1_init=1.0, delta_W1=-0.393, path_length=0.411, W2_sq=0.147,
+                   length_bound=0.169, ot_bound=0.147, v2_sq_max=0.383)
+    slacks = dict(slack_77=0.113, slack_80=7.7e-9, slack_82_eta_c1=0.019, slack_82_c1_c2=0.094,
+                  slack_91_c2_length=0.0335, slack_91_length_ot=0.0218)
+    rec = {"schedule": schedule, "perturbation": perturbation, **scalars, **slacks,
+           "chi2_residual": 5e-14, "forward_endpoint_error": 0.0, "mass_outside_grid": 2.9e-7,
+           "ode_steps": 0, "converged": True, "D0_finite": True, "n_crossings": 0}
+    rec.update({f"{k}_err": 1e-14 for k in list(scalars) + list(slacks)})
+    rec.update({"t": [0.0, 0.5, 1.0], "v2_sq": [0.0, 0.1, 0.2], "ode_success": True, "violations": {}})
+    return rec
+
+
+def synthetic_run(out):
+    """A directory like the output of every ``jaxsa`` command that writes a page, without JAX:
+    Fig. 4/5-like records (one not converged, one violation, round-off slacks), the
+    non-conservative, image, sweep, validation and steps files' shapes, a figure-only PNG and
+    an unreadable JSON file. Returns the path of ``index.html``."""
     import matplotlib.pyplot as plt
 
     from jaxsa.results.html import write_index
 
-    recs = [{"schedule": s, "perturbation": "mean", "eta": 0.01, "c1": 0.1, "c2": 0.5,
-             "entropy_bound": 0.5, "D0": 1.2, "t": [0.0, 1.0], "violations": {}}
-            for s in ("cosine", "cond-ot")]
-    recs[1]["violations"] = {"eq80": 1e-3}
-    for stem in ("figA", "figB"):
+    prov = {"jaxsa": "0.1.0", "jax": "0.10", "device": {"kind": "cpu", "count": 1}, "dtype": "float64",
+            "command": "jaxsa reproduce fig4", "timing": {"total_s": 1.5}}
+    recs = [_fig4_record(s, p, i) for i, (s, p) in enumerate(
+        (s, p) for s in ("cosine", "cond-ot", "ot") for p in ("mean", "variance", "mixture", "uniform"))]
+    recs[8]["slack_82_eta_c1"] = -6.9e-17  # round-off: an equality (OT: eta = c1)
+    recs[8]["slack_91_length_ot"] = 0.0
+    recs[9]["slack_82_eta_c1"], recs[9]["slack_82_eta_c1_err"] = -1e-4, 1e-9  # negative, tolerated
+    recs[5]["converged"] = False
+    recs[6]["slack_80"], recs[6]["violations"] = -1e-3, {"slack_80": -1e-3}
+    for stem in ("fig4", "fig5", "figonly"):
         fig, ax = plt.subplots(figsize=(2, 2))
         ax.plot([0, 1], [0, 1])
-        fig.savefig(tmp_path / f"{stem}.png")
+        fig.savefig(os.path.join(out, f"{stem}.png"))
         plt.close(fig)
-    (tmp_path / "figA.json").write_text(json.dumps({"provenance": {"jax": "x"}, "records": recs}))
-    (tmp_path / "other.json").write_text(json.dumps({"provenance": {"seed": 1}, "x": [1, 2]}))
-    (tmp_path / "broken.json").write_text("{not json")
-    path = write_index(str(tmp_path))
+    docs = {
+        "fig4": {"provenance": prov, "records": recs},
+        "fig5": {"provenance": prov, "x": [-1.0, 0.0, 1.0], "t": [0.0, 1.0], "records": [
+            {"schedule": r["schedule"], "perturbation": r["perturbation"], "forward_density": [[0.1, 0.2, 0.1]] * 2}
+            for r in recs]},
+        "nonconservative": {"provenance": prov, "records": [
+            {"g": g, "eta": 0.05, "eta_lower": 0.049, "eta_upper": 0.051, "c2": 0.4, "entropy_bound": 0.3 + g,
+             "D0": 1.7, "W1_q_p": 0.6, "W1_init": 1.0, "W1_q_p_upper": 0.61, "W1_init_upper": 1.01,
+             "slack_77": 0.25 + g, "forward_error": 1e-4, "mass_error": 1e-12, "min_density": 1e-30,
+             "max_cfl": 0.4, "sinkhorn_converged": True, "eq77_holds": True, "v2_sq_projected": [0.1, 0.2],
+             "audit": {"eta": 0.05, "eta_ci": [0.04, 0.06], "entropy_bound": 0.3, "n_particles": 4096},
+             "grid_eta_in_audit_ci": g < 1} for g in (0.0, 0.5, 1.0)]},
+        "images": {"provenance": prov, "notes": "Learned models: CFM networks.", "image_shape": [8, 8],
+                   "images": {"cosine:learned": {"none": [[0.0] * 64] * 4}}, "records": [
+            {"schedule": "cosine", "field": k, "perturbation": "mean", "dim": 64, "eta": 0.01,
+             "eta_ci": [0.0, 0.02], "c1": 0.02, "c1_ci": [0.01, 0.03], "model_error": 1.2,
+             "eta_resolved": k == "learned", "crn": True, "n_particles": 2048, "t": [0.0, 1.0],
+             **({} if k == "learned" else {"why_unresolved": "eta interval [0.0, 0.02] (relative half-width 1.0)"})}
+            for k in ("learned", "exact")]},
+        "sweep": {"spec": {"family": "cosine-power", "grid": {"a": [0.5, 1.0]}}, "complete": True,
+                  "provenance": prov, "records": [
+            {"index": i, "params": {"a": a}, "perturbation": ("mean", "variance")[i], "eta": 0.1, "c1": 0.2, "c2": 0.3,
+             "D0": 1.0, "delta_W1": -0.2, "slack_77": 0.2, "eta_err": 1e-12, "slack_77_err": 1e-12,
+             "converged": True, "D0_finite": True, "ode_success": True, "refined": False}
+            for i, a in enumerate((0.5, 1.0))]},
+        "validate": {"complete": True, "n": 64, "n_converged": 63, "rtol": 1e-6,
+                     "violations": {"slack_77": 0, "slack_80": 0}, "ratios": {"eta_over_c1": [0.5, 0.6]},
+                     "provenance": prov},
+        "steps": {"provenance": prov, "records": [
+            {"data": "paper", "schedule": "cosine", "rule": r, "nfe": 6, "n_steps": 3, "method": "heun",
+             "W1": 0.05, "W1_err": 4e-5, "W1_floor": 1e-12, "floor_ode_ok": True} for r in ("uniform", "edm")],
+            "winners": [{"data": "paper", "schedule": "cosine", "nfe": 6, "best": "edm", "W1_best": 0.04,
+                         "tied_within_error": ["edm"]}],
+            "grids": [{"data": "paper", "rule": "edm", "grid": [0.0, 0.5, 1.0]}]},
+    }
+    for stem, doc in docs.items():
+        with open(os.path.join(out, f"{stem}.json"), "w") as f:
+            json.dump(doc, f)
+    with open(os.path.join(out, "broken.json"), "w") as f:
+        f.write("{not json")
+    return write_index(str(out))
+
+
+def test_index_from_synthetic_run(tmp_path):
+    path = synthetic_run(tmp_path)
     page = check_index(str(tmp_path))
-    assert set(page.figures) == {"figA", "figB"}
-    assert set(page.tables) == {"table-figA"}
-    assert page.tables["table-figA"]["columns"][:3] == ["schedule", "perturbation", "eta"]
-    assert "t" not in page.tables["table-figA"]["columns"]  # arrays stay in the JSON
+    assert set(page.figures) == {"fig4", "fig5", "figonly"}
+    main = page.tables["table-fig4"]
+    assert main["columns"] == ["schedule", "perturbation", "eta", "c1", "c2", "D0", "delta_W1",
+                               "converged", "checks"]  # identifiers, the paper's quantities, status
+    assert main["row_classes"][5] == "nc" and main["row_classes"][6] == "flag"  # not converged; violation
+    assert main["row_classes"].count("") == 10
+    ineq = page.tables["ineq-fig4"]
+    assert [c for c in ineq["columns"] if c.startswith("slack")] == [
+        "slack_77", "slack_80", "slack_82_eta_c1", "slack_82_c1_c2", "slack_91_c2_length", "slack_91_length_ot"]
+    n = 6
+    cells = [ineq["cell_classes"][i:i + 8][2:] for i in range(0, len(ineq["cell_classes"]), 8)]
+    assert len(cells) == 12 and all(len(c) == n for c in cells)
+    assert cells[8][2] == "ro" and cells[8][5] == "ro"  # -6.9e-17 and 0.0: round-off
+    assert cells[9][2] == "neg" and cells[6][1] == "bad"  # tolerated negative; listed violation
+    assert sum(c.count("ro") for c in cells) == 2
+    for tid, t in page.tables.items():  # none of the ~30 columns of old (the fit: test_report_browser)
+        assert t["rows"] > 0 and len(t["columns"]) <= 16, (tid, t["columns"])
+    assert "chi2_residual" not in main["columns"]  # in the "other fields" fold
+    assert any("chi2_residual" in t["columns"] for k, t in page.tables.items() if k.startswith("other-fig4"))
+    assert "t" not in {c for t in page.tables.values() for c in t["columns"]}  # arrays stay in the JSON
+    assert "contents-fig5" in page.ids and not any(k.endswith("fig5") for k in page.tables)
+    assert {"table-steps-winners", "summary-validate", "summary-images"} <= set(page.tables) | page.ids
+    assert "table-steps-grids" not in page.tables and "contents-steps-grids" in page.ids
+    sweep = page.tables["table-sweep"]
+    assert sweep["columns"][:3] == ["index", "params.a", "perturbation"]
+    nc = page.tables["table-nonconservative"]
+    assert nc["columns"][0] == "g" and "grid_eta_in_audit_ci" not in nc["columns"]  # in "checks"
+    assert nc["row_classes"] == ["", "", "flag"]
     with open(path, encoding="utf-8") as f:
         text = f.read()
-    assert "could not read broken.json" in text and "eq80" in text
+    assert "could not read broken.json" in text and "round-off" in text
+    assert "why_unresolved" in text and "violates slack_80" in text
+    img = page.tables["table-images"]  # few fields: one table, a column per status flag
+    assert "eta_resolved" in img["columns"] and img["row_classes"] == ["", "flag"]
+    assert not any(k.startswith("other-images") for k in page.tables)
+    plain = re.sub(r"<[^>]+>", "", text)
+    assert "[0.049, 0.051]" in plain and "[0.04, 0.06]" in plain  # intervals beneath their values
+    assert "1 not converged" in text and "1 violation<" in text  # the table of contents says so
+
+
+def test_index_truncates_long_tables_keeping_flagged_records(tmp_path):
+    from jaxsa.results.html import write_index
+    from jaxsa.results.tables import MAX_ROWS
+
+    recs = [{"index": i, "eta": 0.1, "eta_err": 1e-9, "converged": i != MAX_ROWS + 50}
+            for i in range(MAX_ROWS + 100)]
+    (tmp_path / "sweep.json").write_text(json.dumps({"records": recs}))
+    page = parse_index(write_index(str(tmp_path)))
+    tab = page.tables["table-sweep"]
+    assert tab["rows"] == MAX_ROWS and tab["row_classes"].count("nc") == 1
+    assert any(ln["path"] == f"records[{MAX_ROWS + 50}].converged" for ln in page.links)
 
 
 def test_index_bad_directory(tmp_path):
