@@ -266,3 +266,24 @@ def test_unwritable_cache_still_runs(tmp_path):
     assert str(tmp_path / "file" / "sub") in proc.stderr  # the folder that cannot be made
     assert prov["compilation_cache"] is None
     assert not cache.exists() and (tmp_path / "file").read_text() == ""
+
+
+@pytest.mark.slow
+def test_fig4_second_run_loads_its_programs(tmp_path):
+    """The real ``jaxsa reproduce fig4`` twice: the first run traces and stores its three
+    programs (`jaxsa.results.programs`), the second loads them without tracing and writes
+    the same numbers."""
+    env = _env(tmp_path)
+    docs = []
+    for name in ("cold", "warm"):
+        out = tmp_path / name
+        _run(_jaxsa() + ["reproduce", "fig4", "--out", str(out)], env, timeout=900)
+        docs.append(json.loads((out / "fig4.json").read_text()))
+    origins = [{k: v["program"] for k, v in d["provenance"]["timing"]["per_schedule"].items()}
+               for d in docs]
+    assert origins[0] == {"cosine": "stored", "cond-ot": "stored", "ot": "stored"}, origins
+    assert origins[1] == {"cosine": "loaded", "cond-ot": "loaded", "ot": "loaded"}, origins
+    assert len(os.listdir(tmp_path / "xdg" / "jaxsa" / "programs")) == 3
+    keys = ("eta", "c1", "c2", "D0", "eta_err", "converged")
+    assert ([[r[k] for k in keys] for r in docs[0]["records"]]
+            == [[r[k] for k in keys] for r in docs[1]["records"]])

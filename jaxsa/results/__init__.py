@@ -16,7 +16,8 @@ import platform
 import sys
 import tempfile
 
-__all__ = ["atomic_write", "cache_disabled", "compilation_cache_dir", "enable_compilation_cache",
+__all__ = ["atomic_write", "cache_disabled", "compilation_cache_dir", "compilation_cache_in_use",
+           "enable_compilation_cache",
            "provenance", "save_figure", "set_compilation_cache", "write_json"]
 
 
@@ -28,6 +29,11 @@ def set_compilation_cache(path: str | None) -> None:
     """Record the cache folder in use (``None``: off), as every later provenance reports it."""
     global _compilation_cache
     _compilation_cache = path
+
+
+def compilation_cache_in_use() -> str | None:
+    """The folder of the persistent compilation cache in use (`set_compilation_cache`), or None."""
+    return _compilation_cache
 
 
 def compilation_cache_dir() -> str:
