@@ -61,7 +61,8 @@ with jaxsa.float64():
     print(f"[kinetic energy, N = {n_points} points, cond-OT] d, c2, K_c = d∫(σ'²+m'²), c2/K_c")
     for d in ((16,) if fast else (1, 4, 16, 64, 256, 1024)):
         path = jaxsa.DiffusionPath(jaxsa.CondOT(1.0), jaxsa.point_cloud_data(key, n_points, d, 0.05))
-        c2, se = jaxsa.kinetic_c2_monte_carlo(path, key, 128 if fast else 512, 32)
+        est = jaxsa.kinetic_c2_monte_carlo(path, key, 128 if fast else 512, 32)
+        c2, se = est.value, est.stderr
         kc = float(jaxsa.conditional_kinetic_energy(path.schedule, d))
         print(f"    d = {d:5d}: c2 = {float(c2):9.3f} ± {float(se):.3f}, K_c = {kc:8.1f}, "
               f"ratio {float(c2) / kc:.3f}")

@@ -215,9 +215,12 @@ def test_kinetic_monte_carlo_matches_1d_quadrature():
     d, s = 3, 0.7
     c2_1d, _ = jaxsa.speed_cost(jaxsa.DiffusionPath(jaxsa.Cosine(1.0), jaxsa.gaussian(0.0, s)))
     data = jaxsa.GaussianMixture([1.0], np.zeros((1, d)), [s])
-    c2, se = jaxsa.kinetic_c2_monte_carlo(jaxsa.DiffusionPath(jaxsa.Cosine(1.0), data),
-                                          jax.random.key(0), 2000, 48)
+    est = jaxsa.kinetic_c2_monte_carlo(jaxsa.DiffusionPath(jaxsa.Cosine(1.0), data),
+                                       jax.random.key(0), 2000, 48)
+    c2, se = est.value, est.stderr
     assert abs(float(c2) - d * float(c2_1d)) <= Z * float(se)
+    # the per-time means integrate to the estimate (the same Gauss–Legendre rule)
+    assert est.rate.shape == est.rate_t.shape == (48,) and est.n == 2000 and est.n_time == 48
 
 
 def test_kinetic_energy_meets_c2_as_dimension_grows():
@@ -226,7 +229,8 @@ def test_kinetic_energy_meets_c2_as_dimension_grows():
     for d in (16, 256):
         data = jaxsa.point_cloud_data(jax.random.key(0), 8, d, 0.05)
         path = jaxsa.DiffusionPath(jaxsa.CondOT(1.0), data)
-        c2, se = jaxsa.kinetic_c2_monte_carlo(path, jax.random.key(1), 128, 32)
+        est = jaxsa.kinetic_c2_monte_carlo(path, jax.random.key(1), 128, 32)
+        c2, se = est.value, est.stderr
         kc = float(jaxsa.conditional_kinetic_energy(path.schedule, d))
         assert float(c2) <= kc + Z * float(se)
         gaps.append(1 - float(c2) / kc)

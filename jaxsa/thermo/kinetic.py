@@ -32,6 +32,7 @@ import jax.numpy as jnp
 from jaxsa.densities import GaussianMixture
 from jaxsa.processes.diffusion import DiffusionPath
 from jaxsa.quadrature import gauss_legendre
+from jaxsa.thermo.monte_carlo import MCEstimate
 
 __all__ = ["conditional_kinetic_energy", "kinetic_c2_monte_carlo", "point_cloud_data"]
 
@@ -85,7 +86,12 @@ def kinetic_c2_monte_carlo(path: DiffusionPath, key, n_samples: int = 512, n_gau
     [`jaxsa.DiffusionPath`][jaxsa.processes.diffusion.DiffusionPath]: ``n_samples`` draws ``(y, ε)`` shared by all ``n_gauss``
     Gauss–Legendre times, $x_t = m_ty + \sigma_t\varepsilon$.
 
-    Returns ``(c2, standard_error)`` (the error of the spatial Monte Carlo only).
+    Returns:
+        [`MCEstimate`][jaxsa.thermo.monte_carlo.MCEstimate], the type of every Monte-Carlo
+        $c_2$ of the package: ``value``, ``stderr`` and ``ci95`` (the error of the spatial
+        Monte Carlo only; the Gauss–Legendre rule in time is not estimated), ``n`` samples,
+        ``n_time = n_gauss``, and the per-time means $\mathbb E\|\nu_t\|^2$ in ``rate`` at the
+        times ``rate_t``.
     """
     data = path.data
     if data.means.ndim != 2:
@@ -106,5 +112,7 @@ def _c2_mc(path, key, n_samples, n_gauss):
         x = v.m * y + v.sigma * eps
         return jnp.sum(path.velocity(t, x) ** 2, axis=-1)  # (n_samples,)
 
-    e = jnp.einsum("t,tn->n", w, jax.lax.map(per_sample, ts))
-    return jnp.mean(e), jnp.std(e, ddof=1) / math.sqrt(n_samples)
+    per_time = jax.lax.map(per_sample, ts)  # (n_gauss, n_samples)
+    e = jnp.einsum("t,tn->n", w, per_time)
+    se = jnp.std(e, ddof=1) / math.sqrt(n_samples)
+    return MCEstimate(jnp.mean(e), se, 1.96 * se, n_samples, n_gauss, ts, jnp.mean(per_time, -1))
