@@ -386,7 +386,8 @@ def _cmd_steps(args) -> int:
     from jaxsa.plot.steps import plot_steps
     from jaxsa.studies.steps import StepsSettings, run_steps
 
-    s = (StepsSettings(nfe=(6,), data=("paper",), optimise_nfe=(6,), optimise_steps=10, n_nodes=256)
+    s = (StepsSettings(nfe=(6,), data=("paper",), optimise_nfe=(6,), optimise_steps=10, n_nodes=256,
+                       c2_opt_steps=20)
          if args.fast else StepsSettings())
     bar = tqdm(desc="steps", file=sys.stderr, unit="case")
 
@@ -402,6 +403,7 @@ def _cmd_steps(args) -> int:
     table = [{k: v for k, v in r.items() if k not in ("grid", "loss_history")} for r in out["records"]]
     write_json(os.path.join(args.out, "steps.json"),
                {"provenance": prov, "records": table, "winners": out["winners"],
+                "c2_opt_schedule": out["c2_opt_schedule"],
                 "grids": [{k: r[k] for k in ("data", "schedule", "rule", "nfe", "grid")}
                           for r in out["records"]]})
     save_figure(plot_steps, os.path.join(args.out, "steps.png"), out["records"])

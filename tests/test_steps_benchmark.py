@@ -52,12 +52,15 @@ def test_steps_command_tiny(tmp_path):
     doc = json.loads((tmp_path / "steps.json").read_text())
     assert (tmp_path / "steps.png").stat().st_size > 10_000
     recs = doc["records"]
-    assert {r["schedule"] for r in recs} == {"cosine", "cond-ot", "vp", "ot"}
+    assert {r["schedule"] for r in recs} == {"cosine", "cond-ot", "vp", "c2-opt", "ot"}
     for r in recs:
         assert np.isfinite(r["W1"]) and r["W1_err"] >= 0 and r["W1_err"] < max(0.01 * r["W1"], 1e-12)
     # the OT path's trajectories are straight at constant speed: any grid integrates them exactly
     assert all(r["W1"] < 1e-12 for r in recs if r["schedule"] == "ot")
-    assert {w["schedule"] for w in doc["winners"]} == {"cosine", "cond-ot", "vp", "ot"}
+    assert {w["schedule"] for w in doc["winners"]} == {"cosine", "cond-ot", "vp", "c2-opt", "ot"}
+    # the optimised schedule lowers c2 from its cosine start, never below the OT bound (Eq. 91)
+    c2 = doc["c2_opt_schedule"]["paper"]
+    assert c2["ot_bound"] <= c2["c2_opt"] < c2["c2_cosine"], c2
 
 
 def test_steps_settings_errors():

@@ -34,6 +34,7 @@ from jaxsa.densities import GaussianMixture, paper_data
 from jaxsa.processes.diffusion import DiffusionPath
 from jaxsa.processes.ot import OTPath
 from jaxsa.schedules.standard import CondOT, Cosine, VPLinear
+from jaxsa.studies.optimize import optimize_schedule
 from jaxsa.solvers.flow import ODESettings, integrate
 from jaxsa.solvers.samplers import sample
 from jaxsa.solvers.steps import step_grid
@@ -41,7 +42,7 @@ from jaxsa.solvers.steps import step_grid
 __all__ = ["StepsSettings", "step_data", "sampler_w1", "optimise_grid", "run_steps",
            "STEP_SCHEDULES"]
 
-STEP_SCHEDULES = ("cosine", "cond-ot", "vp", "ot")
+STEP_SCHEDULES = ("cosine", "cond-ot", "vp", "c2-opt", "ot")
 _NOISE_RULES = ("log_snr", "edm", "ays_gaussian")  # need sigma/m: not defined for OT
 
 
@@ -55,7 +56,11 @@ class StepsSettings:
         schedules: from `STEP_SCHEDULES` (``"ot"``: the exact 1D OT path, whose straight,
             constant-speed trajectories any grid integrates exactly — a reference; its
             thermodynamic grids are the uniform one and σ/m is undefined, so only ``"uniform"``
-            runs there).
+            runs there). ``"c2-opt"``: the paper's optimal-dissipation schedule for each data
+            set, the [`PolarBernstein`][jaxsa.schedules.families.PolarBernstein] schedule of
+            least $c_2 = \int v_2^2dt$ found by
+            [`optimize_schedule`][jaxsa.studies.optimize.optimize_schedule]
+            (``c2_opt_steps`` Adam steps from the cosine schedule).
         data: ``"paper"`` (the paper's two-mode mixture) and/or ``"multimodal"`` (three narrow,
             separated modes, s = 0.05–0.1).
         method: sampler (``"euler"``, ``"heun"``, ``"dpm2"``).
@@ -75,6 +80,7 @@ class StepsSettings:
     optimise_steps: int = 150
     learning_rate: float = 0.05
     t_min: float = 1e-3
+    c2_opt_steps: int = 400
 
     def __post_init__(self):
         bad = [s for s in self.schedules if s not in STEP_SCHEDULES]
@@ -99,10 +105,12 @@ def step_data(name: str) -> GaussianMixture:
                            jnp.array([0.05, 0.1, 0.07]))
 
 
-def _process(schedule: str, data):
+def _process(schedule: str, data, c2_opt=None):
     prior = GaussianMixture(jnp.ones(1), jnp.zeros(1), jnp.ones(1))
     if schedule == "ot":
         return OTPath(data, prior, 1.0)
+    if schedule == "c2-opt":
+        return DiffusionPath(c2_opt["schedule"], data)
     return DiffusionPath({"cosine": Cosine, "cond-ot": CondOT, "vp": VPLinear}[schedule](1.0), data)
 
 
@@ -171,11 +179,15 @@ def run_steps(settings: StepsSettings = StepsSettings(), progress=None) -> dict:
     s = settings
     per = 2 if s.method == "heun" else 1
     t0 = time.perf_counter()
-    records = []
+    records, optimal = [], {}
     for dname in s.data:
         data = step_data(dname)
+        if "c2-opt" in s.schedules:
+            optimal[dname] = optimize_schedule(data, 1.0, steps=s.c2_opt_steps)
+            if progress:
+                progress(f"{dname}/c2-opt schedule")
         for sname in s.schedules:
-            proc = _process(sname, data)
+            proc = _process(sname, data, optimal.get(dname))
             floor, ok = _floor(proc, s.n_nodes)
             # OT: σ/m is not defined and v₂ is constant (the W₂ geodesic), so the thermodynamic
             # grids are the uniform one; only "uniform" is run
@@ -219,4 +231,7 @@ def run_steps(settings: StepsSettings = StepsSettings(), progress=None) -> dict:
                 close = [r["rule"] for r in rs if r["W1"] - r["W1_err"] <= best["W1"] + best["W1_err"]]
                 winners.append({"data": dname, "schedule": sname, "nfe": int(nfe), "best": best["rule"],
                                 "W1_best": best["W1"], "tied_within_error": close})
-    return {"records": records, "winners": winners, "timing": {"total_s": time.perf_counter() - t0}}
+    c2 = {d: {k: o[k] for k in ("c2_opt", "c2_cosine", "c2_cond_ot", "ot_bound", "length_bound")}
+          for d, o in optimal.items()}
+    return {"records": records, "winners": winners, "c2_opt_schedule": c2,
+            "timing": {"total_s": time.perf_counter() - t0}}
