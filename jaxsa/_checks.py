@@ -39,7 +39,7 @@ def format_number(x, spec: str = ".3g") -> str:
     """Text of a number for an error message: the largest element of ``x`` (a scalar or an
     array) formatted with the format ``spec``, or ``"<traced>"`` when ``x`` is a tracer (inside
     ``jit``/``vmap``, where the message is built before the value exists)."""
-    return format(float(jnp.max(x)), spec) if is_concrete(x) else "<traced>"
+    return format(float(np.max(np.asarray(x))), spec) if is_concrete(x) else "<traced>"
 
 
 def is_concrete(*trees) -> bool:

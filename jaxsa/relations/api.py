@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 
+import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
@@ -73,10 +74,22 @@ def check_inputs(path, settings, perturbation_cdf):
     cdfs = [("data q", path.data.cdf), ("P_tau", path.end_marginal().cdf)]
     if perturbation_cdf is not None:
         cdfs.append(("perturbation", perturbation_cdf))
-    for name, cdf in cdfs:
-        mass = cdf(jnp.asarray(lo)) + 1.0 - cdf(jnp.asarray(hi))
+    funcs = tuple(cdf for _, cdf in cdfs)
+    if is_concrete(path, funcs):  # one compiled program, checked in numpy (module docstring)
+        masses = [np.asarray(m) for m in _outside_masses_jit(funcs, lo, hi)]
+    else:
+        masses = _outside_masses(funcs, lo, hi)
+    for (name, _), mass in zip(cdfs, masses):
         path = check(mass <= settings.mass_tol, _mass_message(settings, name, mass), path)
     return path
+
+
+def _outside_masses(cdfs, lo, hi):
+    """The mass of each distribution (given by its CDF) outside ``[lo, hi]``."""
+    return [cdf(jnp.asarray(lo)) + 1.0 - cdf(jnp.asarray(hi)) for cdf in cdfs]
+
+
+_outside_masses_jit = eqx.filter_jit(_outside_masses)
 
 
 def speed_accuracy(path, perturbation, settings: Settings = Settings()) -> Report:

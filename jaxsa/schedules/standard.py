@@ -24,6 +24,7 @@ from typing import Callable, ClassVar, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxsa._checks import check, is_concrete
 
@@ -263,24 +264,25 @@ def check_schedule(schedule: Schedule, num: int = 513, atol: float = 1e-9) -> Sc
     condition and the first offending time; under ``jit``/``vmap`` it raises at run time
     through `equinox.error_if`.
     """
-    tau = schedule.tau
-    tau = check(jnp.all(tau > 0), f"schedule.tau must be > 0 (got {_show(tau)}).", tau)
-    s = jnp.linspace(0.0, 1.0, num)
-    t = s * jnp.expand_dims(tau, -1) if jnp.ndim(tau) else s * tau
-    v = schedule.values(t) if jnp.ndim(tau) == 0 else jax.vmap(lambda sc, tt: sc.values(tt))(
-        schedule, t
-    )
-    mono = (
-        schedule.monotonicity(t)
-        if jnp.ndim(tau) == 0
-        else jax.vmap(lambda sc, tt: sc.monotonicity(tt))(schedule, t)
-    )
+    # concrete parameters: the values on the grid come from one compiled program and the
+    # conditions are evaluated in numpy (op by op in JAX they compile ~20 small programs);
+    # traced ones: the same expressions in jnp, attached through `equinox.error_if`
+    concrete = is_concrete(schedule)
+    xp = np if concrete else jnp
+    tau = np.asarray(schedule.tau) if concrete else schedule.tau
+    tau_ok = (xp.all(tau > 0), f"schedule.tau must be > 0 (got {_show(tau)}).")
+    check(*tau_ok)  # concrete: raises now; traced: attached to the leaves below with the rest
+    if concrete:
+        t, v, mono = jax.tree_util.tree_map(np.asarray, _grid_values_jit(schedule, num))
+    else:
+        t, v, mono = _grid_values(schedule, num)
     m0, s0 = v.m[..., 0], v.sigma_sq[..., 0]
     name = type(schedule).__name__
     conditions = [
-        (jnp.abs(m0 - 1) <= atol, f"{name}: end condition m_0 = 1 violated (m_0 = {_show(m0)})."),
-        (jnp.abs(s0) <= atol, f"{name}: end condition sigma_0 = 0 violated (sigma_0^2 = {_show(s0)})."),
-        (jnp.isfinite(v.m) & jnp.isfinite(v.sigma_sq) & jnp.isfinite(v.dm) & jnp.isfinite(v.sigma_dsigma),
+        tau_ok,
+        (xp.abs(m0 - 1) <= atol, f"{name}: end condition m_0 = 1 violated (m_0 = {_show(m0)})."),
+        (xp.abs(s0) <= atol, f"{name}: end condition sigma_0 = 0 violated (sigma_0^2 = {_show(s0)})."),
+        (xp.isfinite(v.m) & xp.isfinite(v.sigma_sq) & xp.isfinite(v.dm) & xp.isfinite(v.sigma_dsigma),
          f"{name}: m_t, sigma_t or their time derivatives are not finite on [0, tau]."),
         (v.m >= -atol, f"{name}: m_t must be >= 0 on [0, tau]{_where(v.m >= -atol, t)}."),
         (v.sigma_sq >= -atol, f"{name}: sigma_t^2 must be >= 0 on [0, tau]{_where(v.sigma_sq >= -atol, t)}."),
@@ -294,15 +296,29 @@ def check_schedule(schedule: Schedule, num: int = 513, atol: float = 1e-9) -> Sc
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
+def _grid_values(schedule, num):
+    """``(t, values, monotonicity)`` on ``num`` equal times of ``[0, tau]`` (batched over a
+    batch of schedules)."""
+    tau = schedule.tau
+    s = jnp.linspace(0.0, 1.0, num)
+    if jnp.ndim(tau) == 0:
+        t = s * tau
+        return t, schedule.values(t), schedule.monotonicity(t)
+    t = s * jnp.expand_dims(tau, -1)
+    v = jax.vmap(lambda sc, tt: sc.values(tt))(schedule, t)
+    return t, v, jax.vmap(lambda sc, tt: sc.monotonicity(tt))(schedule, t)
+
+
+_grid_values_jit = eqx.filter_jit(_grid_values)
+
+
 def _show(x):
-    return f"{float(jnp.ravel(x)[0]):.6g}" if is_concrete(x) else "<traced>"
+    return f"{float(np.ravel(np.asarray(x))[0]):.6g}" if is_concrete(x) else "<traced>"
 
 
 def _where(ok, t):
     if not is_concrete(ok):
         return ""
-    import numpy as np
-
     bad = np.argwhere(~np.asarray(ok))
     if bad.size == 0:
         return ""
