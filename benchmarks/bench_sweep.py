@@ -47,6 +47,8 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--schedules", type=int, default=64)
     ap.add_argument("--devices", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--methods", nargs="+", default=["cdf", "particles", "flow_map"],
+                    help="rows to run, e.g. --methods cdf")
     a = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cpus; {a.schedules} schedules x 4 perturbations")
     print(f"{'method':>9s} {'devices':>7s} {'chunk':>6s} {'vmap':>5s} {'steps':>8s} {'compile [s]':>12s} "
@@ -62,6 +64,8 @@ if __name__ == "__main__":
             ("flow_map", 1, 64, 1, 8), ("flow_map", 1, 16, 4, 8)]
     grid += [("flow_map", d, 16, 1, 8) for d in a.devices if d != 1]
     for method, dev, chunk, vmap, fixed in grid:
+        if method not in a.methods:
+            continue
         n = max(a.schedules, 2 * chunk)
         r = run(n, chunk, vmap, fixed, dev, method)
         print(f"{method:>9s} {r['devices']:7d} {r['chunk']:6d} {r['vmap']:5d} "

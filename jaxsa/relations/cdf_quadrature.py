@@ -84,6 +84,7 @@ def gauss_kronrod(n: int):
 
 # ---- densities: precise CDF / survival pairs ------------------------------------------------
 _SQRT_HALF = float(np.sqrt(0.5))
+_LOG_SQRT_2PI = float(0.5 * np.log(2 * np.pi))
 _TINY = 1e-300
 
 
@@ -137,6 +138,16 @@ def as_start(dens, n_components: int | None = None) -> Start:
     return as_start(out, n_components)
 
 
+def as_perturbation(dens):
+    """A perturbed start as the CDF method evaluates it: a 1D
+    [`jaxsa.GaussianMixture`][jaxsa.densities.GaussianMixture] or [`jaxsa.Uniform`][jaxsa.densities.Uniform]
+    stays what it is (its own, cheaper program: no uniform part or zero-weight components to
+    carry; the same values), anything else becomes a [`Start`][jaxsa.relations.cdf_quadrature.Start]."""
+    if isinstance(dens, Uniform) or (isinstance(dens, GaussianMixture) and dens.means.ndim == 1):
+        return dens
+    return as_start(dens)
+
+
 def stack_starts(densities) -> Start:
     """Densities of any supported kinds as one batched [`Start`][jaxsa.relations.cdf_quadrature.Start] (leading axis)."""
     k = 1
@@ -152,7 +163,12 @@ def _gm_cdf_sf(weights, means, scales, x):
     ex = (slice(None),) + (None,) * x.ndim  # component-major: reductions over the leading axis
     a = (x - means[ex]) / scales[ex] * _SQRT_HALF
     w = 0.5 * weights[ex]
-    return jnp.sum(w * jax.scipy.special.erfc(-a), 0), jnp.sum(w * jax.scipy.special.erfc(a), 0)
+    # one erfc a component: erfc(|a|) is the small tail, and 2 - erfc(|a|) (>= 1) the other
+    # side, to full relative precision
+    e = jax.scipy.special.erfc(jnp.abs(a))
+    big = 2.0 - e
+    pos = a >= 0
+    return jnp.sum(w * jnp.where(pos, big, e), 0), jnp.sum(w * jnp.where(pos, e, big), 0)
 
 
 def cdf_sf(dens, x):
@@ -176,9 +192,11 @@ def _gm_log_density(weights, means, scales, x):
     ex = (slice(None),) + (None,) * x.ndim
     a = (x - means[ex]) / scales[ex]
     lg = jnp.log(weights)[ex] - jnp.log(scales)[ex] - 0.5 * a * a
+    if weights.shape[0] == 1:  # the same value as below, without its exp and log
+        return lg[0] - _LOG_SQRT_2PI
     m = jnp.max(lg, 0)
     m = jnp.where(jnp.isfinite(m), m, 0.0)
-    return m + jnp.log(jnp.sum(jnp.exp(lg - m), 0)) - 0.5 * np.log(2 * np.pi)
+    return m + jnp.log(jnp.sum(jnp.exp(lg - m), 0)) - _LOG_SQRT_2PI
 
 
 def log_density(dens, x, inside=None):
@@ -209,12 +227,16 @@ def normal_score(dens, x):
 
 
 def normal_score_quantile(dens, z, iterations: int = 64):
-    r"""$F^{-1}(\Phi(z))$: closed form for a uniform or a single Gaussian; otherwise
-    bisection of [`normal_score`][jaxsa.relations.cdf_quadrature.normal_score] on the bracket
+    r"""$F^{-1}(\Phi(z))$: closed form for a uniform or a single Gaussian; otherwise the root
+    of [`normal_score`][jaxsa.relations.cdf_quadrature.normal_score] $= z$ by Newton's method
+    safeguarded by bisection (rtsafe) on the bracket
     $[\min_k(\mu_k + s_k z), \max_k(\mu_k + s_k z)]$ (joined with ``[a, b]`` for a
     uniform part), which holds the root: the mixture's CDF lies between its components'.
-    ``iterations`` halvings reach float64 resolution; a loop without data-dependent exit
-    compiles small and vectorises."""
+
+    A Newton step (slope $P(y)/\varphi(z(y))$) is taken only if it stays inside the bracket
+    and moves less than half the step before last, else the bracket is halved; the loop stops
+    once every point's last step is below $4\epsilon(1 + |y|)$ (round-off: typically 5–10
+    iterations instead of the ~60 halvings of bisection), or after ``iterations``."""
     z = jnp.asarray(z)
     if isinstance(dens, Uniform):
         return dens.normal_score_quantile(z)
@@ -233,15 +255,32 @@ def normal_score_quantile(dens, z, iterations: int = 64):
         hi = jnp.where(has_u, jnp.maximum(hi, dens.high), hi)
     pad = 1e-9 * (1.0 + jnp.abs(lo) + jnp.abs(hi))
     lo, hi = lo - pad, hi + pad
+    eps = 4.0 * jnp.finfo(lo.dtype).eps
 
-    def body(_, ab):
-        a, b = ab
-        mid = 0.5 * (a + b)
-        below = normal_score(dens, mid) < z
-        return jnp.where(below, mid, a), jnp.where(below, b, mid)
+    def converged(y, step):
+        return jnp.abs(step) <= eps * (1.0 + jnp.abs(y))
 
-    a, b = jax.lax.fori_loop(0, iterations, body, (lo, hi))
-    return 0.5 * (a + b)
+    def body(state):
+        i, y, a, b, step_old, step = state
+        done = converged(y, step)  # such a point stays where it is
+        zy = normal_score(dens, y)
+        g = zy - z
+        a = jnp.where(g < 0, y, a)
+        b = jnp.where(g < 0, b, y)
+        slope = jnp.exp(log_density(dens, y) + 0.5 * zy * zy + _LOG_SQRT_2PI)  # dz/dy
+        newton = y - g / slope
+        ok = (jnp.isfinite(newton) & (newton >= a) & (newton <= b)
+              & (jnp.abs(2.0 * (newton - y)) <= jnp.abs(step_old)))
+        y_new = jnp.where(done | (g == 0), y, jnp.where(ok, newton, 0.5 * (a + b)))
+        return i + 1, y_new, a, b, step, y_new - y
+
+    def cond(state):
+        i, y, _, _, _, step = state
+        return (i < iterations) & jnp.any(~converged(y, step))
+
+    mid, width = 0.5 * (lo + hi), hi - lo
+    state = (jnp.zeros((), jnp.int32), mid, lo, hi, 2.0 * width, width)
+    return jax.lax.while_loop(cond, body, state)[1]
 
 
 def breakpoints(pert):
@@ -270,25 +309,29 @@ def chi2_divergent(prior: GaussianMixture, pert):
 
 
 # ---- composite Gauss–Kronrod on sorted edges ---------------------------------------------
-def panels(edges, order):
-    """Nodes ``(P, 2n+1)`` and Kronrod / Gauss weights of the composite rule on ``edges``."""
-    u, wk, wg = gauss_kronrod(order)
+def panels(edges, order, node_major: bool = False):
+    """Nodes ``(P, 2n+1)`` and Kronrod / Gauss weights of the composite rule on ``edges``;
+    ``node_major``: ``(2n+1, P)`` instead (panels on the minor axis: elementwise work on
+    many nodes vectorises on CPU, where a minor axis of 2n+1 = 15 runs several times slower)."""
+    u, wk, wg = (jnp.asarray(v, edges.dtype) for v in gauss_kronrod(order))
     e = jnp.sort(edges)
     a, width = e[:-1], jnp.diff(e)
-    nodes = a[:, None] + width[:, None] * jnp.asarray(u, e.dtype)
-    return nodes, width[:, None] * jnp.asarray(wk, e.dtype), width[:, None] * jnp.asarray(wg, e.dtype)
+    if node_major:
+        return a + width * u[:, None], width * wk[:, None], width * wg[:, None]
+    return a[:, None] + width[:, None] * u, width[:, None] * wk, width[:, None] * wg
 
 
-def integrate(f, wk, wg):
+def integrate(f, wk, wg, axis: int = -1):
     r"""``[value, error estimate]`` of a composite Gauss–Kronrod rule: ``f``, ``wk``, ``wg``
-    of shape ``(panels, 2n+1)``.
+    of shape ``(panels, 2n+1)`` (``axis`` = -1, the nodes of a panel) or ``(2n+1, panels)``
+    (``axis`` = 0).
 
     The value is the Kronrod sum; the estimate is $\sum_{panels}|K - G|$ (the error of
     the embedded Gauss rule, which on smooth panels is far larger than the Kronrod rule's:
     a conservative estimate), floored by $50\,\epsilon_{mach}\sum w|f|$ for round-off.
     """
-    K = jnp.sum(wk * f, axis=-1)
-    G = jnp.sum(wg * f, axis=-1)
+    K = jnp.sum(wk * f, axis=axis)
+    G = jnp.sum(wg * f, axis=axis)
     err = jnp.sum(jnp.abs(K - G)) + 50 * jnp.finfo(f.dtype).eps * jnp.sum(jnp.abs(wk * f))
     return jnp.stack([jnp.sum(K), err])
 
@@ -298,88 +341,29 @@ def _component_edges(mix: GaussianMixture, n: int, zc: float):
     return (mix.means[:, None] + mix.scales[:, None] * zeta).ravel()
 
 
-def crossings(prior, pert, n_max: int, z_max: float, n_scan: int = 512):
-    r"""Points $y_c$ where $F_{P_\tau}(y) - F_{\tilde P_\tau}(y)$ changes sign.
-
-    Scanned on the union of both distributions' quantiles at ``n_scan`` normal scores in
-    ``[-z_max, z_max]`` and refined by bisection. Returns ``(y_c (n_max,), count)``; unused
-    slots repeat the first crossing (or the prior's median), which adds a harmless edge.
-    ``count > n_max`` means crossings were left out (the result is flagged).
-    """
-    z = jnp.linspace(-z_max, z_max, n_scan, dtype=prior.means.dtype)
-    y = jnp.sort(jnp.concatenate([normal_score_quantile(prior, z), normal_score_quantile(pert, z)]))
-
-    def diff(v):
-        fp, sp = cdf_sf(prior, v)
-        fq, sq = cdf_sf(pert, v)
-        return jnp.where(fp + fq < sp + sq, fp - fq, sq - sp)
-
-    d = diff(y)
-    s = jnp.sign(d)
-    change = (s[:-1] * s[1:]) < 0
-    count = jnp.sum(change)
-    (idx,) = jnp.nonzero(change, size=n_max, fill_value=0)
-    a, b = y[idx], y[idx + 1]
-    da = diff(a)
-
-    def body(_, ab):
-        lo, hi = ab
-        mid = 0.5 * (lo + hi)
-        same = jnp.sign(diff(mid)) == jnp.sign(da)
-        return jnp.where(same, mid, lo), jnp.where(same, hi, mid)
-
-    lo, hi = jax.lax.fori_loop(0, 64, body, (a, b))
-    yc = 0.5 * (lo + hi)
-    used = jnp.arange(n_max) < count
-    fill = jnp.where(count > 0, yc[0], normal_score_quantile(prior, jnp.zeros((), z.dtype)))
-    return jnp.where(used, yc, fill), count
-
-
-# ---- the inverse flow map by table + Newton -----------------------------------------------
-class QuantileTable:
-    r"""$z \mapsto F_{P_\tau}^{-1}(\Phi(z))$ for many points: cubic Hermite interpolation
-    on a uniform table in ``z`` (exact slopes $\varphi(z)/P_\tau$), then two Newton
-    steps on the normal score, which leave float64 round-off. One safeguarded Newton solve per
-    table node instead of one per point, and no loop in the per-point work."""
-
-    def __init__(self, dens, n: int = 2048, z_lim: float = 37.0, newton: int = 1):
-        self.dens, self.z_lim, self.newton = dens, z_lim, newton
-        dt = dens.means.dtype if hasattr(dens, "means") else dens.low.dtype
-        self.z = jnp.linspace(-z_lim, z_lim, n, dtype=dt)
-        self.h = 2 * z_lim / (n - 1)
-        self.y = normal_score_quantile(dens, self.z)
-        self.dy = jnp.exp(-0.5 * self.z**2 - 0.5 * np.log(2 * np.pi) - log_density(dens, self.y))
-
-    def __call__(self, z):
-        dens = self.dens
-        if not isinstance(dens, Uniform) and dens.weights.shape[0] == 1:
-            return dens.means[0] + dens.scales[0] * z
-        z = jnp.clip(z, -self.z_lim, self.z_lim)
-        n = self.z.shape[0]
-        k = jnp.clip(jnp.floor((z - self.z[0]) / self.h).astype(jnp.int32), 0, n - 2)
-        u = (z - self.z[k]) / self.h
-        h00, h10 = (1 + 2 * u) * (1 - u) ** 2, u * (1 - u) ** 2
-        h01, h11 = u * u * (3 - 2 * u), u * u * (u - 1)
-        y = (h00 * self.y[k] + h10 * self.h * self.dy[k] + h01 * self.y[k + 1]
-             + h11 * self.h * self.dy[k + 1])
-        for _ in range(self.newton):
-            zy = normal_score(dens, y)
-            slope = jnp.exp(-0.5 * zy**2 - 0.5 * np.log(2 * np.pi) - log_density(dens, y))
-            step = (zy - z) * slope
-            y = y - jnp.where(jnp.isfinite(step), step, 0.0)
-        return y
-
-
 # ---- the integrals at one time ------------------------------------------------------------
+def pert_tails(pert, z_max: float):
+    r"""$F_{\tilde P_\tau}^{-1}(\Phi(\mp z_{max}))$: the perturbed start's extent, the same at
+    every time (computed once, outside the loop over times)."""
+    dt = pert.low.dtype if isinstance(pert, Uniform) else pert.means.dtype
+    return normal_score_quantile(pert, jnp.asarray([-z_max, z_max], dt))
+
+
+X_INTEGRALS = ("W1", "dW1", "v2_sq", "chi2", "W2_sq")
+
+
 def x_integrals(Pt: GaussianMixture, Ptau: GaussianMixture, pert, velocity, y_breaks, cfg,
-                table=None):
+                table=None, y_tails=None, keys=X_INTEGRALS):
     r"""Integrals over $x$ at one time, each by Kronrod and by Gauss: a dict of
     ``(2,)`` arrays (``[kronrod, gauss]``) for ``W1``, ``dW1``, ``v2_sq``, ``chi2``,
-    ``W2_sq`` ($W_2(P_t, P_\tau)^2$).
+    ``W2_sq`` ($W_2(P_t, P_\tau)^2$), or for the names in ``keys`` only (the rest is not
+    computed: at the time-quadrature nodes only ``dW1`` and ``v2_sq`` are needed, and
+    ``dW1`` needs $\tilde F_t$ at one node a panel, for its sign).
 
     ``Pt``: $P_t$ (1D mixture); ``Ptau``: $P_\tau$; ``pert``: $\tilde P_\tau$;
     ``velocity(x)``: $\nu_t(x)$ or ``None`` (then ``dW1`` and ``v2_sq`` are zero);
-    ``y_breaks``: points in $y$ whose images are panel edges (crossings, jumps).
+    ``y_breaks``: points in $y$ whose images are panel edges (crossings, jumps);
+    ``y_tails``: [`pert_tails`][jaxsa.relations.cdf_quadrature.pert_tails] (computed here if ``None``).
     """
     dt = Pt.means.dtype
     zmax = cfg.z_max
@@ -387,45 +371,59 @@ def x_integrals(Pt: GaussianMixture, Ptau: GaussianMixture, pert, velocity, y_br
     def X(y):  # the flow map τ -> t
         return normal_score_quantile(Pt, normal_score(Ptau, y))
 
-    tails = X(jnp.stack([normal_score_quantile(pert, jnp.asarray(-zmax, dt)),
-                         normal_score_quantile(pert, jnp.asarray(zmax, dt))]))
+    tails = X(pert_tails(pert, zmax) if y_tails is None else y_tails)
     comp = _component_edges(Pt, cfg.n_comp, cfg.comp_z)
     lo = jnp.minimum(jnp.min(comp), tails[0])
     hi = jnp.maximum(jnp.max(comp), tails[1])
     span = jnp.linspace(lo, hi, cfg.n_span, dtype=dt)
     brk = jnp.clip(X(y_breaks), lo, hi)
-    nodes, wk, wg = panels(jnp.concatenate([comp, span, brk]), cfg.order)
-
-    x = nodes
+    # (2n+1, P): a panel's nodes down axis 0
+    x, wk, wg = panels(jnp.concatenate([comp, span, brk]), cfg.order, node_major=True)
     lpt = log_density(Pt, x)
-    ft, st = cdf_sf(Pt, x)
-    left = ft <= st
-    zt = ndtri(jnp.maximum(jnp.where(left, ft, st), _TINY))
-    zt = jnp.where(left, zt, -zt)
-    Y = table(zt) if table is not None else normal_score_quantile(Ptau, zt)
-    fe, se = cdf_sf(pert, Y)
-    diff = jnp.where(left, ft - fe, se - st)  # F_t - F̃_t, from the precise tail
-    # the sign inside a panel is that of its middle node: crossings are panel edges, so
-    # it does not change inside; node values at an edge take their own panel's side
-    mid = x.shape[1] // 2
-    sgn = jnp.sign(diff[:, mid:mid + 1])
-    lptau = log_density(Ptau, Y)
-    # ln(P̃_t / P_t), constant along the flow; a uniform part's jump is a panel edge: every
-    # node takes its own panel's side
-    ym = Y[:, mid:mid + 1]
-    lr = log_density(pert, Y, inside=(ym > pert.low) & (ym < pert.high)) - lptau
     pt = jnp.exp(lpt)
-    em1 = jnp.expm1(lr)
-    out = {"W1": sgn * diff, "chi2": _p_sq(lpt, lr), "W2_sq": (x - Y) ** 2 * pt}
-    if velocity is not None:
+    out = {}
+    if velocity is not None and ("v2_sq" in keys or "dW1" in keys):
         nu = velocity(x)
-        out["dW1"] = -sgn * nu * (-pt * em1)  # P_t - P̃_t = -P_t (r - 1)
-        out["v2_sq"] = nu**2 * pt
-    res = {k: integrate(f, wk, wg) for k, f in out.items()}
+        if "v2_sq" in keys:
+            out["v2_sq"] = nu**2 * pt
+    if any(k in keys for k in ("W1", "dW1", "chi2", "W2_sq")):
+        ft, st = cdf_sf(Pt, x)
+        left = ft <= st
+        zt = ndtri(jnp.maximum(jnp.where(left, ft, st), _TINY))
+        zt = jnp.where(left, zt, -zt)
+        Y = table(zt) if table is not None else normal_score_quantile(Ptau, zt)
+        # the sign inside a panel is that of its middle node: crossings are panel edges, so
+        # it does not change inside; node values at an edge take their own panel's side
+        mid = x.shape[0] // 2
+
+        def diff(i):  # F_t - F̃_t at nodes ``i``, from the precise tail
+            fe, se = cdf_sf(pert, Y[i])
+            return jnp.where(left[i], ft[i] - fe, se - st[i])
+
+        if "W1" in keys:
+            d = diff(slice(None))
+            sgn = jnp.sign(d[mid:mid + 1])
+            out["W1"] = sgn * d
+        else:
+            sgn = jnp.sign(diff(slice(mid, mid + 1)))
+        if "W2_sq" in keys:
+            out["W2_sq"] = (x - Y) ** 2 * pt
+    if any(k in keys for k in ("chi2", "dW1")):
+        # ln(P̃_t / P_t), constant along the flow; a uniform part's jump is a panel edge:
+        # every node takes its own panel's side
+        inside = None
+        if isinstance(pert, (Start, Uniform)):
+            ym = Y[mid:mid + 1]
+            inside = (ym > pert.low) & (ym < pert.high)
+        lr = log_density(pert, Y, inside=inside) - log_density(Ptau, Y)
+        if "chi2" in keys:
+            out["chi2"] = _p_sq(lpt, lr)
+        if velocity is not None and "dW1" in keys:
+            out["dW1"] = -sgn * nu * (-pt * jnp.expm1(lr))  # P_t - P̃_t = -P_t (r - 1)
+    res = {k: integrate(f, wk, wg, axis=0) for k, f in out.items()}
     if velocity is None:
-        res["dW1"] = jnp.zeros(2, dt)
-        res["v2_sq"] = jnp.zeros(2, dt)
-    return res
+        res.update({k: jnp.zeros(2, dt) for k in ("dW1", "v2_sq") if k in keys})
+    return {k: res[k] for k in keys}
 
 
 def _p_sq(lp, lr):
@@ -442,6 +440,7 @@ def chi2_start(Ptau: GaussianMixture, pert, cfg):
     reach as far as the integrand's slowest Gaussian tail; ``inf`` when it diverges
     ([`chi2_divergent`][jaxsa.relations.cdf_quadrature.chi2_divergent]). ``pert``: a [`Start`][jaxsa.relations.cdf_quadrature.Start]."""
     dt = Ptau.means.dtype
+    pert = as_start(pert)  # cheap once; the same edges for every kind of start
     div = chi2_divergent(Ptau, pert)
     comp = _component_edges(Ptau, cfg.n_comp, cfg.comp_z)
     live = (pert.weights > 0) & (pert.alpha < 1)
