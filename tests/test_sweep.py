@@ -61,9 +61,8 @@ def test_sharded_sweep_equals_single_device(tmp_path):
 def test_sweep_matches_direct_calls(tmp_path):
     # one chunk of 4 (3 schedules + 1 padding) at the default vmap_size = 4: the vmapped batch
     # must give what unbatched direct calls give
-    spec = _spec(n_lam=3, chunk=4)
-    assert spec.vmap_size == 4
-    doc = run_sweep(spec, str(tmp_path))
+    doc = run_sweep(_spec(n_lam=3, chunk=4), str(tmp_path))
+    assert doc["throughput"]["vmap_size"] == 4
     st = jaxsa.studies.sweep.sweep_settings(**SMALL)
     perts = jaxsa.paper_perturbations()
     for rec in doc["records"]:
@@ -143,6 +142,8 @@ def test_bad_sweep_specs_are_clear_errors(tmp_path):
             settings=SMALL), str(tmp_path))
     with pytest.raises(ValueError, match="chunk_size"):
         run_sweep(SweepSpec(grid={"lam": [0.5]}, chunk_size=0), str(tmp_path))
+    with pytest.raises(ValueError, match="vmap_size"):
+        run_sweep(SweepSpec(grid={"lam": [0.5]}, vmap_size=0), str(tmp_path))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
