@@ -35,6 +35,14 @@ def as_float(x):
     return jnp.asarray(x, jnp.result_type(float))
 
 
+def promoted_dtype(*xs):
+    """The dtype that JAX's standard promotion gives ``xs`` together (weak Python numbers
+    included), so that an explicit cast to it computes what implicit promotion did, also under
+    ``jax_numpy_dtype_promotion="strict"`` (where float32 with float64 raises)."""
+    with jax.numpy_dtype_promotion("standard"):
+        return jnp.result_type(*xs)
+
+
 def format_number(x, spec: str = ".3g") -> str:
     """Text of a number for an error message: the largest element of ``x`` (a scalar or an
     array) formatted with the format ``spec``, or ``"<traced>"`` when ``x`` is a tracer (inside

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsa._checks import promoted_dtype
+
 __all__ = ["gauss_legendre", "quantile_nodes", "bisect_increasing"]
 
 
@@ -87,7 +89,7 @@ def bisect_increasing(f, y, lo, hi, iterations: int):
     halvings (a fixed-length ``lax.fori_loop``: traceable, vmappable, no data-dependent control
     flow). ``y``, ``lo``, ``hi`` broadcast to one shape; returns the midpoint of the final
     bracket (clipped to ``[lo, hi]`` when ``y`` lies outside ``f``'s range there)."""
-    a = jnp.broadcast_to(lo, jnp.shape(y)).astype(jnp.result_type(lo, y))
+    a = jnp.broadcast_to(lo, jnp.shape(y)).astype(promoted_dtype(lo, y))
     b = jnp.broadcast_to(hi, jnp.shape(y)).astype(a.dtype)
 
     def body(_, ab):

@@ -93,6 +93,7 @@ def _mlp_class():
             feats = [s]
             if self.time_features > 0:
                 k = jnp.arange(1, self.time_features + 1, dtype=x.dtype)
+                k = k.reshape((1,) * (s.ndim - 1) + k.shape)  # explicit broadcasting over the batch
                 feats += [jnp.sin(2 * jnp.pi * k * s), jnp.cos(2 * jnp.pi * k * s)]
             h = jnp.concatenate([x, *feats], -1)
             act = {"silu": nn.silu, "gelu": nn.gelu, "tanh": jnp.tanh}[self.activation]
@@ -230,7 +231,11 @@ def ot_coupled_pairs(key, x0, x1, rel_eps, max_iterations=50):
     # explicit marginals in the points' dtype
     a = jnp.full((x0.shape[0],), 1.0 / x0.shape[0], x0.dtype)
     b = jnp.full((x1.shape[0],), 1.0 / x1.shape[0], x1.dtype)
-    out = solver(linear_problem.LinearProblem(geom, a=a, b=b))
+    # ott-jax's Sinkhorn computes its error as |marginal - target| ** norm_error[:, None] (an
+    # int array as exponent, shapes (n,) against (1, 1)): implicit promotions inside ott-jax,
+    # allowed here whatever the caller's JAX settings
+    with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
+        out = solver(linear_problem.LinearProblem(geom, a=a, b=b))
     # B draws from the flattened plan by inverse CDF (a searchsorted of B uniforms): the Gumbel
     # trick of jax.random.categorical would draw B × B² Gumbels (1.1 s per step at B = 256)
     cdf = jnp.cumsum(jnp.clip(out.matrix, 0.0).reshape(-1))
@@ -367,7 +372,11 @@ def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings:
             m, sg, dm, dsg = (c.astype(dtype)[:, None] for c in (v.m, v.sigma, v.dm, v.sigma_dsigma / v.sigma))
             xt, target = m * x0 + sg * x1, dm * x0 + dsg * x1
         loss, g = jax.value_and_grad(loss_fn)(p, s, xt, target)
-        upd, st = opt.update(g, st, p)
+        # optax's schedule and Adam's bias correction mix their int32 step count with Python
+        # floats (jnp.minimum(count, decay_steps), 1 - decay**count): implicit promotions inside
+        # optax, allowed here whatever the caller's JAX settings
+        with jax.numpy_dtype_promotion("standard"):
+            upd, st = opt.update(g, st, p)
         return (optax.apply_updates(p, upd), st), loss
 
     @jax.jit

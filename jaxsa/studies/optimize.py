@@ -10,7 +10,7 @@ transport.
 Note on η: in 1D with the exact velocity field the generated density is the monotone
 rearrangement of the perturbed start, whatever the schedule. So η has zero gradient with
 respect to any schedule that keeps $P_\tau$ fixed, and only $c_1, c_2$ can be
-optimised. ``tests/test_optimize.py`` checks both facts against finite differences.
+optimised. ``tests/studies/test_sweep.py`` checks both facts against finite differences.
 """
 
 from __future__ import annotations
@@ -56,7 +56,10 @@ def optimize_schedule(data, tau=1.0, degree=8, rho_degree=4, steps=400, learning
     @jax.jit
     def step(params, state):
         c, g = jax.value_and_grad(cost)(params)
-        upd, state = opt.update(g, state, params)
+        # optax's Adam mixes its int32 step count with Python floats (bias correction):
+        # implicit promotion inside optax, allowed here whatever the caller's settings
+        with jax.numpy_dtype_promotion("standard"):
+            upd, state = opt.update(g, state, params)
         return optax.apply_updates(params, upd), state, c
 
     history = []

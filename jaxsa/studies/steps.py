@@ -165,7 +165,10 @@ def optimise_grid(process, n_steps: int, method: str, n_nodes: int, init, steps:
         hist.append(float(val))
         if val < best[0]:
             best = (val, theta)
-        upd, state = opt.update(g, state)
+        # optax's Adam mixes its int32 step count with Python floats (bias correction):
+        # implicit promotion inside optax, allowed here whatever the caller's settings
+        with jax.numpy_dtype_promotion("standard"):
+            upd, state = opt.update(g, state)
         theta = optax.apply_updates(theta, upd)
         if progress:
             progress(i, float(val))

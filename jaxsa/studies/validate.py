@@ -68,7 +68,7 @@ def random_config(key):
     w = w / jnp.sum(w)
     gaps = u(k[2], 0.5, 4.0, (K_MAX,))
     mu = jnp.concatenate([jnp.zeros(1), jnp.cumsum(gaps[:-1])])
-    mu = mu - jnp.sum(jnp.where(active, mu, 0.0)) / n_comp
+    mu = mu - jnp.sum(jnp.where(active, mu, 0.0)) / n_comp.astype(mu.dtype)
     return {
         "w": w, "mu": mu, "s": jnp.exp(u(k[3], np.log(0.05), np.log(0.5), (K_MAX,))),
         "tau": u(k[4], 0.5, 2.0),
@@ -135,7 +135,8 @@ def violations_of(rec: dict, rtol: float) -> list:
 
 
 def run_validation(n=10_000, out_dir="validate", seed=0, chunk_size=64, rtol=1e-6,
-                   settings: Settings | None = None, progress=None, max_chunks=None) -> dict:
+                   settings: Settings | None = None, progress=None, max_chunks=None,
+                   vmap_size: int = 4) -> dict:
     """Check the inequalities on ``n`` random configurations; write ``validate.json``.
 
     Returns the summary: number of violations per inequality beyond ``rtol`` among converged
@@ -143,9 +144,13 @@ def run_validation(n=10_000, out_dir="validate", seed=0, chunk_size=64, rtol=1e-
     divergent χ², the distribution (quantiles) of the tightness ratios η/c₁, c₁/c₂ and
     c₂/(W₂²/τ) and of the reported relative errors, and the violating configurations (if
     any), with their parameters for investigation.
+
+    Each chunk is one compiled program per schedule family, ``vmap_size`` configurations
+    vectorised together on each device (see
+    [`map_over_devices`][jaxsa.studies.sweep.map_over_devices]; results do not depend on it).
     """
-    if n < 1 or chunk_size < 1:
-        raise ValueError("validate: `n` and `chunk_size` must be >= 1.")
+    if n < 1 or chunk_size < 1 or vmap_size < 1:
+        raise ValueError("validate: `n`, `chunk_size` and `vmap_size` must be >= 1.")
     settings = settings or sweep_settings()
     keys = jax.random.split(jax.random.PRNGKey(seed), n)
     n_dev = jax.device_count()
@@ -162,7 +167,7 @@ def run_validation(n=10_000, out_dir="validate", seed=0, chunk_size=64, rtol=1e-
         nonlocal compile_s
         if f not in evaluators:
             t = time.perf_counter()
-            evaluators[f] = _evaluate(settings, f).lower(example).compile()
+            evaluators[f] = _evaluate(settings, f, vmap_size).lower(example).compile()
             compile_s += time.perf_counter() - t
         return evaluators[f]
 

@@ -59,7 +59,11 @@ def test_sharded_sweep_equals_single_device(tmp_path):
 
 @pytest.mark.slow  # ~75 s: one compile per perturbation kind and schedule
 def test_sweep_matches_direct_calls(tmp_path):
-    doc = run_sweep(_spec(n_lam=3, chunk=2), str(tmp_path))
+    # one chunk of 4 (3 schedules + 1 padding) at the default vmap_size = 4: the vmapped batch
+    # must give what unbatched direct calls give
+    spec = _spec(n_lam=3, chunk=4)
+    assert spec.vmap_size == 4
+    doc = run_sweep(spec, str(tmp_path))
     st = jaxsa.studies.sweep.sweep_settings(**SMALL)
     perts = jaxsa.paper_perturbations()
     for rec in doc["records"]:
