@@ -1,6 +1,6 @@
 """Work–precision of the 1D relations on random multimodal configurations (issue 11).
 
-Draws configurations from the wide distribution of ``tests/_reference_1d.random_config``
+Draws configurations from the wide distribution of ``tests.helpers.reference_1d.random_config``
 (2–4 data components with scales down to 0.05 and separations up to 4; cosine, cond-OT,
 VP, VE; Gaussian starts up to just below the χ² threshold, mixtures, uniform starts) and
 compares against the independent numpy/scipy reference:
@@ -23,11 +23,11 @@ import warnings
 import jax
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # the repository root: tests.*
 jax.config.update("jax_enable_x64", True)
 
-import _reference_1d as R  # noqa: E402
-from test_accuracy_1d import _compare, _objects  # noqa: E402
+from tests.helpers import reference_1d as R  # noqa: E402
+from tests.relations.test_accuracy_1d import _compare, _objects  # noqa: E402
 
 import jaxsa  # noqa: E402
 

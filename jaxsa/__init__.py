@@ -137,6 +137,9 @@ from jaxsa.solvers.transport import (  # noqa: F401
 
 from jaxsa.quadrature import (  # noqa: F401
     gauss_legendre,
+    gauss_kronrod,
+    kronrod_panels,
+    kronrod_integral,
     quantile_nodes,
     bisect_increasing,
 )
@@ -387,6 +390,9 @@ __all__ = [
     "transport_fluxes",
     "solve_transport",
     "gauss_legendre",
+    "gauss_kronrod",
+    "kronrod_panels",
+    "kronrod_integral",
     "quantile_nodes",
     "bisect_increasing",
     # metrics

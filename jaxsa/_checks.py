@@ -8,6 +8,7 @@ go through `equinox.error_if`, which raises at run time (never a silent NaN).
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import equinox as eqx
@@ -17,7 +18,7 @@ import numpy as np
 
 
 __all__ = ["Float64Warning", "DivergenceWarning", "float64", "check", "is_concrete", "format_number", "as_float",
-           "warn_if_float32"]
+           "warn_if_float32", "promoted_dtype", "library_promotion"]
 
 
 class Float64Warning(UserWarning):
@@ -33,6 +34,25 @@ def as_float(x):
     float32 otherwise); shape and units unchanged. Python numbers become arrays, so that
     ``jit``-compiled functions see them as traced values, not static ones."""
     return jnp.asarray(x, jnp.result_type(float))
+
+
+def promoted_dtype(*xs):
+    """The dtype that JAX's standard promotion gives ``xs`` together (weak Python numbers
+    included), so that an explicit cast to it computes what implicit promotion did, also under
+    ``jax_numpy_dtype_promotion="strict"`` (where float32 with float64 raises)."""
+    with jax.numpy_dtype_promotion("standard"):
+        return jnp.result_type(*xs)
+
+
+@contextlib.contextmanager
+def library_promotion():
+    """Standard dtype promotion and allowed rank promotion for the duration of a call into a
+    library that promotes implicitly inside (ott-jax's Sinkhorn raises an error array to an int
+    exponent of shape ``(n, 1)``; optax mixes its int32 step count with Python floats), whatever
+    the caller's ``jax_numpy_dtype_promotion`` / ``jax_numpy_rank_promotion`` settings. The
+    package's own code runs under strict promotion in the tests (``tests/conftest.py``)."""
+    with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
+        yield
 
 
 def format_number(x, spec: str = ".3g") -> str:

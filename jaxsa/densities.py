@@ -122,16 +122,17 @@ class GaussianMixture(Density):
         r"""$\ln w_k + \ln \mathcal N(x|\mu_k, s_k^2 I)$, shape ``batch + (K,)``."""
         x = jnp.asarray(x)
         if self.means.ndim == 1:
-            diff = x[..., None] - self.means
+            diff = x[..., None] - self.means[(None,) * x.ndim]
             sq = diff**2
         else:
-            diff = x[..., None, :] - self.means
+            diff = x[..., None, :] - self.means[(None,) * (x.ndim - 1)]
             sq = jnp.sum(diff**2, axis=-1)
         d = self.dim
+        lead = (None,) * (sq.ndim - 1)  # the batch axes (explicit broadcasting)
         return (
-            jnp.log(self.weights)
-            - 0.5 * sq / self.scales**2
-            - d * (jnp.log(self.scales) + _LOG_SQRT_2PI)
+            jnp.log(self.weights)[lead]
+            - 0.5 * sq / self.scales[lead] ** 2
+            - d * (jnp.log(self.scales)[lead] + _LOG_SQRT_2PI)
         )
 
     def log_density(self, x):
@@ -140,11 +141,13 @@ class GaussianMixture(Density):
 
     def score(self, x):
         r"""$\nabla \ln q(x)$, shape of ``x``."""
+        x = jnp.asarray(x)
         r = jax.nn.softmax(self.component_log_densities(x), axis=-1)
+        lead = (None,) * (r.ndim - 1)  # the batch axes (explicit broadcasting)
         if self.means.ndim == 1:
-            return jnp.sum(r * (self.means - x[..., None]) / self.scales**2, axis=-1)
+            return jnp.sum(r * (self.means[lead] - x[..., None]) / self.scales[lead] ** 2, axis=-1)
         return jnp.sum(
-            (r / self.scales**2)[..., None] * (self.means - x[..., None, :]), axis=-2
+            (r / self.scales[lead] ** 2)[..., None] * (self.means[lead] - x[..., None, :]), axis=-2
         )
 
     def sample(self, key, shape=()):
@@ -166,7 +169,7 @@ class GaussianMixture(Density):
         if self.means.ndim == 1:
             return jnp.sum(self.weights * (self.scales**2 + (self.means - mu) ** 2))
         return jnp.sum(
-            self.weights * (self.scales**2 + jnp.mean((self.means - mu) ** 2, axis=-1))
+            self.weights * (self.scales**2 + jnp.mean((self.means - mu[None, :]) ** 2, axis=-1))
         )
 
     # ---- 1D only -----------------------------------------------------------------
@@ -176,17 +179,25 @@ class GaussianMixture(Density):
 
     def log_cdf(self, x):
         self._require_1d("log_cdf")
-        return logsumexp(jnp.log(self.weights) + log_ndtr((x[..., None] - self.means) / self.scales), -1)
+        x = jnp.asarray(x)
+        lead = (None,) * x.ndim
+        return logsumexp(jnp.log(self.weights)[lead]
+                         + log_ndtr((x[..., None] - self.means[lead]) / self.scales[lead]), -1)
 
     def log_sf(self, x):
         r"""Log survival function $\ln(1 - F(x))$, accurate in the right tail."""
         self._require_1d("log_sf")
-        return logsumexp(jnp.log(self.weights) + log_ndtr((self.means - x[..., None]) / self.scales), -1)
+        x = jnp.asarray(x)
+        lead = (None,) * x.ndim
+        return logsumexp(jnp.log(self.weights)[lead]
+                         + log_ndtr((self.means[lead] - x[..., None]) / self.scales[lead]), -1)
 
     def cdf(self, x):
         """Cumulative distribution $F(x)$ (1D)."""
         self._require_1d("cdf")
-        return jnp.sum(self.weights * ndtr((x[..., None] - self.means) / self.scales), -1)
+        x = jnp.asarray(x)
+        lead = (None,) * x.ndim
+        return jnp.sum(self.weights[lead] * ndtr((x[..., None] - self.means[lead]) / self.scales[lead]), -1)
 
     def normal_score_quantile(self, z):
         r"""$Q(\Phi(z))$ (1D): the point ``x`` with $F(x) = \Phi(z)$.
@@ -205,12 +216,12 @@ class GaussianMixture(Density):
         sgn = jnp.where(z > 0, -1.0, 1.0)
         target = log_ndtr(sgn * z)  # = ln Φ(-|z|), with the derivative of the branch taken
         ex = (slice(None),) + (None,) * z.ndim
-        mu = self.means[ex] * sgn  # (K, *batch)
+        mu = self.means[ex] * sgn[None]  # (K, *batch)
         s = self.scales[ex]
         logw = jnp.log(self.weights)[ex]
 
         def g_and_slope(y):
-            a = (y - mu) / s
+            a = (y[None] - mu) / s
             lc = logsumexp(logw + log_ndtr(a), axis=0)
             lp = logsumexp(logw - 0.5 * a**2 - jnp.log(s) - _LOG_SQRT_2PI, axis=0)
             return lc - target, jnp.exp(lp - lc)  # g and g' = p/F
@@ -222,10 +233,10 @@ class GaussianMixture(Density):
         zz = sgn * z
         from jax.scipy.special import ndtri
 
-        lo = jnp.min(mu + s * zz, axis=0)
-        ratio = jnp.exp(target - logw)
+        lo = jnp.min(mu + s * zz[None], axis=0)
+        ratio = jnp.exp(target[None] - logw)
         hi_k = jnp.where(ratio < 1.0, mu + s * ndtri(jnp.minimum(ratio, 1.0)), jnp.inf)
-        hi = jnp.minimum(jnp.max(mu + s * zz, axis=0), jnp.min(hi_k, axis=0))
+        hi = jnp.minimum(jnp.max(mu + s * zz[None], axis=0), jnp.min(hi_k, axis=0))
         lo, hi = lo - 1e-12 * (1 + jnp.abs(lo)), hi + 1e-12 * (1 + jnp.abs(hi))
 
         # rtsafe: a Newton step is taken only if it stays inside the bracket and moves less

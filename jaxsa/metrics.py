@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr
 
-from jaxsa._checks import check, is_concrete
+from jaxsa._checks import check, is_concrete, library_promotion
 from jaxsa.solvers._w1 import w1_multiscale
 
 __all__ = [
@@ -82,7 +82,7 @@ def w2_gaussian(mean_p, cov_p, mean_q, cov_q):
     """
     def sqrtm(a):
         w, v = jnp.linalg.eigh(a)
-        return (v * jnp.sqrt(jnp.clip(w, 0.0))) @ v.T
+        return (v * jnp.sqrt(jnp.clip(w, 0.0))[None, :]) @ v.T
 
     rp = sqrtm(cov_p)
     cross = sqrtm(rp @ cov_q @ rp)
@@ -347,7 +347,8 @@ def _w1_staged(x, y, a, b, rtol, rel_eps, decay, max_stages, iters, threshold, i
         eps = scale * rel_eps * decay ** k.astype(dt)
         e = eps.astype(it_dtype)
         kernel = jnp.exp(-(cost_it - f[:, None] - g[None, :]) / e)
-        out = solver(linear_problem.LinearProblem(geom_cls(kernel_matrix=kernel, epsilon=e), a_it, b_it))
+        with library_promotion():  # implicit promotions inside ott-jax's Sinkhorn
+            out = solver(linear_problem.LinearProblem(geom_cls(kernel_matrix=kernel, epsilon=e), a_it, b_it))
         # a scaling that underflowed to 0 gives an infinite increment: keep the old potential
         f = f + jnp.where(jnp.isfinite(out.f), out.f, 0.0)
         g = g + jnp.where(jnp.isfinite(out.g), out.g, 0.0)

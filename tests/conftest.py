@@ -17,7 +17,7 @@ import os
 
 import jax
 import pytest
-from _util import PATH_NAMES, PERT_NAMES, stack_starts, unbatch
+from tests.helpers import PATH_NAMES, PERT_NAMES, stack_starts, unbatch
 
 # no persistent compilation cache for `jaxsa.cli.main` run by the tests (see the docstring)
 os.environ.setdefault("JAXSA_NO_CACHE", "1")
@@ -51,6 +51,22 @@ def _x64():
     jax.config.update("jax_enable_x64", True)
     yield
     jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _strict_promotion():
+    """Strict dtype promotion and no implicit rank promotion for the whole session (as
+    diffrax's tests): int + float arrays, bool * float arrays, float32 + float64 arrays and
+    implicit broadcasting of arrays of different ranks raise, so that the package's code states
+    its promotions and broadcasts. Python scalars (weak types) still mix freely. Users may run
+    with JAX's default ("standard", "allow"); the code must work under both. The previous
+    settings are restored afterwards."""
+    previous = (jax.config.jax_numpy_dtype_promotion, jax.config.jax_numpy_rank_promotion)
+    jax.config.update("jax_numpy_dtype_promotion", "strict")
+    jax.config.update("jax_numpy_rank_promotion", "raise")
+    yield
+    jax.config.update("jax_numpy_dtype_promotion", previous[0])
+    jax.config.update("jax_numpy_rank_promotion", previous[1])
 
 
 @pytest.fixture

@@ -83,7 +83,7 @@ def test_unknown_figure_is_a_clear_error():
 
 
 def test_reproduce_writes_results_page(fig4_run):
-    from test_report_html import check_index
+    from tests.helpers.results_page import check_index
 
     out, proc = fig4_run
     page = check_index(str(out))

@@ -218,11 +218,11 @@ def test_benchmark_command(tmp_path):
 
 # --------------------------------------------------------------------------- reproduce images
 def _check_images(out, s):
-    from test_images import _check_doc
-    from test_report_html import check_index
+    from tests.helpers.images import check_images_doc
+    from tests.helpers.results_page import check_index
 
     doc = json.loads((out / "images.json").read_text())
-    _check_doc(s, doc)
+    check_images_doc(s, doc)
     _png(out / "images.png")
     prov = doc["provenance"]
     assert prov["settings"] == _as_json(dataclasses.asdict(s))  # the settings that ran
@@ -242,7 +242,7 @@ def _check_images(out, s):
 def test_reproduce_images_command_tiny(tmp_path, monkeypatch):
     """`jaxsa reproduce images` in this process. The CLI has no size flags for this experiment
     (it always runs ImagesSettings()), so its default is replaced by the tiny setting of
-    tests/test_images.py."""
+    tests/experiments/test_images.py."""
     import jaxsa.experiments.images as images
     from jaxsa.cli import main
 

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _reference import MixRef
+from tests.helpers.reference import MixRef
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import special, stats

@@ -63,7 +63,7 @@ def test_every_public_name_is_reachable_from_the_package():
                 missing.append(f"{mod}.{n}")
     assert not missing, missing
     assert all(hasattr(jaxsa, n) for n in jaxsa.__all__)
-    assert jaxsa.cdf_quadrature.panels is importlib.import_module("jaxsa.relations.cdf_quadrature").panels
+    assert jaxsa.kronrod_panels is importlib.import_module("jaxsa.quadrature").kronrod_panels
 
 
 def test_the_core_imports_no_optional_dependency():

@@ -1,4 +1,4 @@
-"""Self-tests of the independent 1D reference (tests/_reference_1d.py) against closed forms.
+"""Self-tests of the independent 1D reference (tests/helpers/reference_1d.py) against closed forms.
 
 Nothing here touches jaxsa: these tests check the reference itself, so that it can later be
 used to test jaxsa's 1D speed_accuracy on random multimodal configurations.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import integrate, special
 
-import _reference_1d as R
+from tests.helpers import reference_1d as R
 
 SCHEDULES = [
     R.Schedule("cosine", 1.3),

@@ -183,7 +183,7 @@ def run_fig3(settings: Fig3Settings = Fig3Settings(), progress=None) -> dict:
         if kind == "learned":
             back = jnp.asarray(times[::-1].copy())  # the flow runs from τ down to 0
             samples[name] = {k: np.asarray(transport_particles(field, x, back, plot_ode).xs[::-1])
-                             for k, x in (("forward", eps), ("estimated", eps + delta))}
+                             for k, x in (("forward", eps), ("estimated", eps + delta[None, :]))}
         timing[f"{name}:{kind}"] = time.perf_counter() - t0
         if progress:
             progress(f"{name} ({kind})")

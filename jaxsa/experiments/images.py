@@ -137,7 +137,7 @@ def run_images(settings: ImagesSettings = ImagesSettings(), progress=None) -> di
     fields = [(p, "learned", m) for p, (m, _) in models.items()]
     fields += [(p, "exact", EmpiricalPath(EXACT[p](s.tau), jnp.asarray(data, dt))) for p in s.exact]
     eps = jax.random.normal(jax.random.fold_in(key, 7), (s.n_images, d), dt)
-    shown = {"none": eps, "mean": eps + delta, "variance": s.std * eps}
+    shown = {"none": eps, "mean": eps + delta[None, :], "variance": s.std * eps}
     records, images = [], {}
     for i, (name, kind, field) in enumerate(fields):
         # generated images (t = 0: the denoised limit for the singular exact field)

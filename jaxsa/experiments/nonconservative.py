@@ -55,7 +55,7 @@ AUDIT = AuditSettings(n_particles=4096, n_replicates=8, n_times=16, n_curve=512)
 class NCSettings:
     r"""Static settings of the experiment.
 
-    Resolution (measured, ``tests/test_nonconservative.py`` and ``benchmarks/RESULTS.md``): the
+    Resolution (measured, ``tests/experiments/test_nonconservative.py`` and ``benchmarks/RESULTS.md``): the
     transport is second order but the Swiss-roll components are narrow (s = 0.45, 1.8 cells
     at the default 48²), so the grid sets the accuracy: the forward check ``forward_error``
     (max |P_τ − closed form| / max) is 4.4 / 2.3 / 1.6 / 1.0 % and η(g = 0) is 0.0146 /
@@ -167,7 +167,7 @@ def _one_g(path, grid, q0, pt_tau, p_tau, g, s: NCSettings):
     p_gen = est.p[-1]
     dV = grid.cell_volume
     # time integrals by the midpoint rule, closed-form P_t and ν^g_t
-    tm = (jnp.arange(s.n_time) + 0.5) * tau / s.n_time
+    tm = (jnp.arange(s.n_time, dtype=jnp.result_type(float)) + 0.5) * tau / s.n_time
     x = grid.points()
 
     def kinetic(t):
@@ -187,7 +187,7 @@ def _one_g(path, grid, q0, pt_tau, p_tau, g, s: NCSettings):
         fl = tuple(v * 0.5 * sum(adjacent_pairs(pt, k)) for k, v in enumerate(vf))
         return gradient_projection(grid, pt, fl, tol=1e-8, maxiter=800, floor=1e-8)[0]
 
-    tv = (jnp.arange(s.n_v2) + 0.5) * tau / s.n_v2
+    tv = (jnp.arange(s.n_v2, dtype=q0.dtype) + 0.5) * tau / s.n_v2
     v2_proj = jax.lax.map(projected, tv)
     xs, a = coarse_cloud(grid, p_tau, s.w1_coarsen)
     _, b = coarse_cloud(grid, pt_tau, s.w1_coarsen)

@@ -99,19 +99,22 @@ class DiffusionPath(AbstractForwardProcess):
             # which XLA on CPU vectorises far better than a minor axis of size K
             ex = (slice(None),) + (None,) * x.ndim
             mu, vk = (v.m * d.means)[ex], var[ex]
-            logits = jnp.log(d.weights)[ex] - 0.5 * (x - mu) ** 2 / vk - 0.5 * jnp.log(vk)
+            xk = x[None]
+            logits = jnp.log(d.weights)[ex] - 0.5 * (xk - mu) ** 2 / vk - 0.5 * jnp.log(vk)
             r = jax.nn.softmax(logits, axis=0)
-            mean_y = jnp.sum(r * (gain[ex] * x + shrink[ex] * d.means[ex]), 0)
-            score = jnp.sum(r * (mu - x) / vk, 0)
+            mean_y = jnp.sum(r * (gain[ex] * xk + shrink[ex] * d.means[ex]), 0)
+            score = jnp.sum(r * (mu - xk) / vk, 0)
             return v, mean_y, score
+        lead = (None,) * (x.ndim - 1)  # the batch axes (explicit broadcasting)
+        kd = lead + (slice(None), None)  # (K,) -> batch + (K, 1)
         xe = x[..., None, :]
-        mu = v.m * d.means
+        mu = (v.m * d.means)[lead]
         sq = jnp.sum((xe - mu) ** 2, axis=-1)
-        logits = jnp.log(d.weights) - 0.5 * sq / var - 0.5 * d.dim * jnp.log(var)
+        logits = jnp.log(d.weights)[lead] - 0.5 * sq / var[lead] - 0.5 * d.dim * jnp.log(var)[lead]
         r = jax.nn.softmax(logits, axis=-1)  # responsibilities, batch + (K,)
-        post = gain[:, None] * xe + shrink[:, None] * d.means
+        post = gain[kd] * xe + shrink[kd] * d.means[lead]
         mean_y = jnp.sum(r[..., None] * post, -2)
-        score = jnp.sum((r / var)[..., None] * (mu - xe), -2)
+        score = jnp.sum((r / var[lead])[..., None] * (mu - xe), -2)
         return v, mean_y, score
 
     def posterior_mean(self, t, x):
@@ -138,9 +141,9 @@ class DiffusionPath(AbstractForwardProcess):
         xi = jnp.asarray(xi, jnp.result_type(float))
         wq = jnp.asarray(wq / np.sqrt(2 * np.pi), jnp.result_type(float))
         marg = self.marginal(t)
-        x = marg.means[:, None] + marg.scales[:, None] * xi  # (K, n_hermite)
+        x = marg.means[:, None] + marg.scales[:, None] * xi[None, :]  # (K, n_hermite)
         nu = self.velocity(t, x)
-        return jnp.sum(marg.weights[:, None] * wq * nu**2)
+        return jnp.sum(marg.weights[:, None] * wq[None, :] * nu**2)
 
     def normal_score_quantile(self, t, z):
         r"""$F_{P_t}^{-1}(\Phi(z))$ (1D)."""

@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsa._checks import check, is_concrete
+from jaxsa._checks import check, is_concrete, promoted_dtype
 from jaxsa.densities import GaussianMixture
 from jaxsa.solvers.flow import ODESettings, integrate
 from jaxsa.processes.base import AbstractForwardProcess
@@ -214,12 +214,13 @@ class EmpiricalPath(AbstractForwardProcess):
         def body(carry, chunk):
             big_m, s, a1, a2, b = carry
             mu, lw, s2k = chunk
-            mu2 = jnp.sum(mu * mu, -1)
+            mu2 = jnp.sum(mu * mu, -1)[None, :]  # (1, C)
+            lw = lw[None, :]
             if atoms:
                 # ln w_k - |x - m mu_k|^2 / (2 sigma^2) - (d/2) ln(2 pi sigma^2), less `shift`
                 logit = lw + inv_row * (m * (x @ mu.T) - 0.5 * m**2 * mu2)
             else:
-                var = s2t + m**2 * s2k  # (Q, C)
+                var = s2t + m**2 * s2k[None, :]  # (Q, C)
                 sq = jnp.maximum(xx - 2 * m * (x @ mu.T) + m**2 * mu2, 0.0)
                 logit = lw - 0.5 * sq / var - 0.5 * d * (jnp.log(var) + _LOG_2PI)
             new_m = jnp.maximum(big_m, jnp.max(logit, -1))
@@ -422,11 +423,13 @@ def transport_particles(path: EmpiricalPath, x_tau, ts, settings: ODESettings = 
         t_min = 1e-3 * tau if t_min is None else jnp.asarray(t_min, x_tau.dtype)
     else:
         t_min = jnp.zeros((), x_tau.dtype)
-    ok = (jnp.all(jnp.diff(ts) <= 0) & jnp.all(ts <= tau) & jnp.all(ts >= 0)
-          & jnp.all((ts == 0) | (ts >= t_min)))
+    cdt = promoted_dtype(ts, tau, t_min)  # a float32 field may have a float64 tau
+    ok = (jnp.all(jnp.diff(ts) <= 0) & jnp.all(ts.astype(cdt) <= jnp.asarray(tau, cdt)) & jnp.all(ts >= 0)
+          & jnp.all((ts == 0) | (ts.astype(cdt) >= jnp.asarray(t_min, cdt))))
     ts = check(ok, "transport_particles: `ts` must decrease within [0, tau], each either 0 or "
                ">= t_min (the flow of empirical data is singular at t = 0).", ts)
-    ode_ts = jnp.maximum(ts, t_min)
+    c2 = promoted_dtype(ts, t_min)
+    ode_ts = jnp.maximum(ts.astype(c2), jnp.asarray(t_min, c2))
     t_end = ode_ts[-1]
 
     xs, n_steps, success = integrate(path.velocity, x_tau, tau, t_end, ode_ts, settings, chunk_size)

@@ -118,7 +118,7 @@ class _GaussianProcess(_Process):
 
     def force(self, t, x):
         A, b = self.linear_force(t)
-        return jnp.einsum("ij,...j->...i", A, x) + b
+        return jnp.einsum("ij,...j->...i", A, x) + b.reshape((1,) * (jnp.ndim(x) - 1) + b.shape)
 
     def div_force(self, t, x):
         return jnp.trace(self.linear_force(t)[0])
@@ -132,7 +132,7 @@ class _GaussianProcess(_Process):
     def velocity(self, t, x):
         r"""$\nu_t(x) = A_tx + b_t + T_t\Sigma_t^{-1}(x-\mu_t)$ (length/time)."""
         mu, cov = self.moments(t)
-        return self.force(t, x) + self.temperature(t) * _solve(cov, x - mu)
+        return self.force(t, x) + self.temperature(t) * _solve(cov, x - mu.reshape((1,) * (jnp.ndim(x) - 1) + mu.shape))
 
     @_jit_method
     def grad_potential(self, t, x):
@@ -169,7 +169,7 @@ class _GaussianProcess(_Process):
         Z = np.stack([g.ravel() for g in grids], -1)
         W = np.prod(np.stack(np.meshgrid(*([w] * self.dim), indexing="ij"), -1).reshape(-1, self.dim), -1)
         L = jnp.linalg.cholesky(cov)
-        return mu + jnp.asarray(Z, mu.dtype) @ L.T, jnp.asarray(W, mu.dtype)
+        return mu[None, :] + jnp.asarray(Z, mu.dtype) @ L.T, jnp.asarray(W, mu.dtype)
 
     @_jit_method
     def w2(self, t0, t1):
@@ -353,8 +353,8 @@ class DiffusionProcess(_Process):
             raise ValueError("DiffusionProcess.quadrature: implemented for 1D data only.")
         z, w = np.polynomial.hermite_e.hermegauss(n)
         marg = self.path.marginal(t)
-        x = marg.means[:, None] + marg.scales[:, None] * jnp.asarray(z)
-        W = marg.weights[:, None] * jnp.asarray(w / math.sqrt(2 * math.pi))
+        x = marg.means[:, None] + marg.scales[:, None] * jnp.asarray(z)[None, :]
+        W = marg.weights[:, None] * jnp.asarray(w / math.sqrt(2 * math.pi))[None, :]
         return x.reshape(-1, 1), W.ravel()
 
     @_jit_method

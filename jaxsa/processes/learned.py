@@ -60,6 +60,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsa._checks import library_promotion
 from jaxsa.solvers.flow import ODESettings, integrate
 from jaxsa.processes.base import AbstractVelocityField
 from jaxsa.quadrature import gauss_legendre
@@ -93,6 +94,7 @@ def _mlp_class():
             feats = [s]
             if self.time_features > 0:
                 k = jnp.arange(1, self.time_features + 1, dtype=x.dtype)
+                k = k.reshape((1,) * (s.ndim - 1) + k.shape)  # explicit broadcasting over the batch
                 feats += [jnp.sin(2 * jnp.pi * k * s), jnp.cos(2 * jnp.pi * k * s)]
             h = jnp.concatenate([x, *feats], -1)
             act = {"silu": nn.silu, "gelu": nn.gelu, "tanh": jnp.tanh}[self.activation]
@@ -230,7 +232,8 @@ def ot_coupled_pairs(key, x0, x1, rel_eps, max_iterations=50):
     # explicit marginals in the points' dtype
     a = jnp.full((x0.shape[0],), 1.0 / x0.shape[0], x0.dtype)
     b = jnp.full((x1.shape[0],), 1.0 / x1.shape[0], x1.dtype)
-    out = solver(linear_problem.LinearProblem(geom, a=a, b=b))
+    with library_promotion():  # implicit promotions inside ott-jax's Sinkhorn
+        out = solver(linear_problem.LinearProblem(geom, a=a, b=b))
     # B draws from the flattened plan by inverse CDF (a searchsorted of B uniforms): the Gumbel
     # trick of jax.random.categorical would draw B × B² Gumbels (1.1 s per step at B = 256)
     cdf = jnp.cumsum(jnp.clip(out.matrix, 0.0).reshape(-1))
@@ -367,7 +370,8 @@ def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings:
             m, sg, dm, dsg = (c.astype(dtype)[:, None] for c in (v.m, v.sigma, v.dm, v.sigma_dsigma / v.sigma))
             xt, target = m * x0 + sg * x1, dm * x0 + dsg * x1
         loss, g = jax.value_and_grad(loss_fn)(p, s, xt, target)
-        upd, st = opt.update(g, st, p)
+        with library_promotion():  # implicit promotions inside optax's schedule and Adam
+            upd, st = opt.update(g, st, p)
         return (optax.apply_updates(p, upd), st), loss
 
     @jax.jit

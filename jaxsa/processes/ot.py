@@ -139,11 +139,11 @@ class OTPath(AbstractForwardProcess):
         """
         x0 = self.inverse_map(x_tau)
         s = (jnp.asarray(ts) / self.tau)[:, None]
-        x = (1 - s) * x0 + s * x_tau
+        x = (1 - s) * x0[None] + s * x_tau[None]
         v = jnp.broadcast_to((x_tau - x0) / self.tau, x.shape)
         # dx0/dw = P_tau(w) / q(x0)
         log_dx0 = self.prior.log_density(x_tau) - self.data.log_density(x0)
-        log_jac = jnp.logaddexp(jnp.log1p(-s) + log_dx0, jnp.log(s))
+        log_jac = jnp.logaddexp(jnp.log1p(-s) + log_dx0[None], jnp.log(s))
         return x, v, log_jac
 
 

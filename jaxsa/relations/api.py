@@ -184,6 +184,8 @@ def speed_accuracy_from_start(path, start, settings: Settings = Settings()) -> R
     if settings.grid is not None:
         _, w = quantile_nodes(settings.n_quantiles, settings.z_max)
         lo, hi, _ = settings.grid
-        mass = jnp.sum(jnp.asarray(w) * ((x < lo) | (x > hi)), axis=-1)
+        w = jnp.asarray(w)
+        outside = ((x < lo) | (x > hi)).astype(w.dtype)  # 0/1 in w's dtype, as w * bool gave
+        mass = jnp.sum(w.reshape((1,) * (jnp.ndim(x) - 1) + w.shape) * outside, axis=-1)
         mass = check(mass <= settings.mass_tol, _mass_message(settings, "perturbation", mass), mass)
     return quantile_report(path, (x, log_p), settings)

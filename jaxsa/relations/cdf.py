@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsa.quadrature import kronrod_integral, kronrod_panels
 from jaxsa.relations import cdf_quadrature as cq
 from jaxsa.relations.report import Report, Settings, tolerance_of
 
@@ -114,12 +115,12 @@ def _time_rule(path, settings):
     sched = path.schedule
     rho_mid = jnp.sqrt(sched.sigma_sq(0.5 * tau)) / sched.m(0.5 * tau)
     rho_lo = jnp.minimum(settings.rho_lo * s_min, 0.5 * rho_mid)
-    j = jnp.arange(settings.time_levels + 1) / settings.time_levels
+    j = jnp.arange(settings.time_levels + 1, dtype=tau.dtype) / settings.time_levels
     targets = rho_lo * (rho_mid / rho_lo) ** j
     t_geo = _rho_times(sched, targets, tau)
-    top = 0.5 * tau + 0.5 * tau * jnp.arange(1, settings.time_top + 1) / settings.time_top
+    top = 0.5 * tau + 0.5 * tau * jnp.arange(1, settings.time_top + 1, dtype=tau.dtype) / settings.time_top
     edges = jnp.concatenate([jnp.zeros(1, tau.dtype), t_geo.at[-1].set(0.5 * tau), top])
-    return cq.panels(edges, settings.time_order)  # (panels, 2n+1) each
+    return kronrod_panels(edges, settings.time_order)  # (panels, 2n+1) each
 
 
 def _snapshot_grid(lo_hi, settings):
@@ -144,11 +145,13 @@ def _cdf_report(path, pert, settings: Settings) -> Report:
     table = QuantileTable(p_tau)
     y_tails = cq.pert_tails(pert, settings.z_max)
 
-    def xint(Pt, velocity, keys=cq.X_INTEGRALS):
-        return cq.x_integrals(Pt, p_tau, pert, velocity, y_breaks, settings, table, y_tails, keys)
+    def xint(Pt, velocity, keys=cq.X_INTEGRALS, fields=None):
+        return cq.x_integrals(Pt, p_tau, pert, velocity, y_breaks, settings, table, y_tails, keys,
+                              fields)
 
     def at(t, keys=cq.X_INTEGRALS):  # the x-integrals at time t (DiffusionPath)
-        return xint(path.marginal(t), lambda x: path.velocity(t, x), keys)
+        return xint(path.marginal(t), lambda x: path.velocity(t, x), keys,
+                    cq.diffusion_fields(path, t))
 
     def over(f, times):  # ``time_batch`` times at once: a working set that stays in cache
         return jax.lax.map(f, times, batch_size=min(settings.time_batch, times.shape[0]))
@@ -200,7 +203,7 @@ def _cdf_report(path, pert, settings: Settings) -> Report:
         wflat = twk.ravel()
 
         def time_int(f, ef):  # ∫ f dt by Kronrod in time, + the integrand's own x-errors
-            vt = cq.integrate(f.reshape(P, N), twk, twg)
+            vt = kronrod_integral(f.reshape(P, N), twk, twg)
             return vt[0], vt[1] + jnp.sum(jnp.abs(wflat) * ef)
 
         c2, e_c2 = time_int(v2, ev2)

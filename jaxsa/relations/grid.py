@@ -22,7 +22,7 @@ closed-form marginals or particles of [`jaxsa.speed_accuracy`][jaxsa.relations.s
   $c_1 = \int (\partial_t W_1)^2/D_0\,dt$, $c_2 = \int v_2^2 dt$ (Gauss–Legendre
   nodes in $(0, \tau)$, which avoid the singular end point of cond-OT and cosine).
 
-Every piece is second order in ``dx``; see ``tests/test_grid_relations.py`` and
+Every piece is second order in ``dx``; see ``tests/relations/test_grid_relations.py`` and
 ``benchmarks/RESULTS.md`` for the measured errors against [`jaxsa.speed_accuracy`][jaxsa.relations.speed_accuracy].
 """
 

@@ -17,7 +17,7 @@ $\partial_t W_1 = \sum_i w_i s_i [\nu_t(x_i) - \nu_t(\tilde x_i)]$: the derivati
 the quadrature itself, exact up to the ODE tolerance. The kinks of $|x - \tilde x|$ sit
 in the same cells at all times and are integrated exactly for a linear integrand
 ([`abs_quadrature`][jaxsa.relations.abs_quadrature]), so $W_1$ and $\partial_t W_1$ converge at third order or
-better (see ``tests/test_convergence.py``). Time integrals use Gauss–Legendre nodes in
+better (see ``tests/relations/test_convergence.py``). Time integrals use Gauss–Legendre nodes in
 ``[0, τ]``.
 
 **Flow-map method** (``Settings(method="flow_map")``, the default of sweeps). In 1D the flow of
@@ -68,12 +68,15 @@ def abs_quadrature(d, d_dot, sign, z, w):
     phi = jnp.exp(-0.5 * z**2) / jnp.sqrt(2 * jnp.pi)
     h = z[1] - z[0]
     n = z.shape[0]
-    value = jnp.sum(w * sign * d, axis=-1)
-    rate = jnp.sum(w * sign * d_dot, axis=-1)
+    lead = (None,) * (d.ndim - 1)  # the leading axes of d: explicit broadcasting of (n,) arrays
+    wl, sl, phil = w[lead], sign[lead], phi[lead]
+    value = jnp.sum(wl * sl * d, axis=-1)
+    rate = jnp.sum(wl * sl * d_dot, axis=-1)
     idx = jnp.arange(n - 1)
     flip = ((sign[:-1] * sign[1:]) < 0) & (idx >= 2) & (idx <= n - 4)  # kink cells [i, i+1]
-    F = sign * d * phi  # |d| φ, shape (..., n)
-    Fd = sign * d_dot * phi
+    flip = flip[lead]
+    F = sl * d * phil  # |d| φ, shape (..., n)
+    Fd = sl * d_dot * phil
 
     pad = [(0, 0)] * (d.ndim - 1) + [(2, 3)]
 
@@ -269,7 +272,7 @@ def _quantile_report(path, start, settings: Settings) -> Report:
         xf, vf, ljf, xe, ve, lje, stats = _particle_trajectories(path, x_f0, x_e0, ts, rows, settings)
 
     gw = jnp.asarray(gw, dtype) * tau
-    v2_sq = jnp.sum(w * vf**2, axis=-1)  # (S,)
+    v2_sq = jnp.sum(w[None, :] * vf**2, axis=-1)  # (S,)
     x_data = path.data.normal_score_quantile(z)
     W2_sq = jnp.sum(w * (x_data - x_f0) ** 2)
 
@@ -282,15 +285,15 @@ def _quantile_report(path, start, settings: Settings) -> Report:
         lo, hi, ng = jnp.min(pos) - pad, jnp.max(pos) + pad, settings.n_grid
     xg = jnp.linspace(lo, hi, ng + 1, dtype=dtype)
     interp = jax.vmap(lambda xp, fp: jnp.interp(xg, xp, fp, left=0.0, right=0.0))
-    forward_density = interp(xf[i_snap], jnp.exp(logp_f0 - ljf[r_snap]))
-    out_f = jnp.max(jnp.sum(w * ((xf[i_snap] < lo) | (xf[i_snap] > hi)), axis=-1))
+    forward_density = interp(xf[i_snap], jnp.exp(logp_f0[None, :] - ljf[r_snap]))
+    out_f = jnp.max(jnp.sum(w[None, :] * ((xf[i_snap] < lo) | (xf[i_snap] > hi)).astype(dtype), axis=-1))
     # embedded coarse rule: every other level node (trapezoid with 2h), for the error estimate
     zc = z[::2]
     wc = 2.0 * (z[1] - z[0]) * jnp.exp(-0.5 * zc**2) / jnp.sqrt(2 * jnp.pi)
     wc = wc.at[0].multiply(0.5).at[-1].multiply(0.5)
     x_datac = x_data[::2]
     W2_sqc = jnp.sum(wc * (x_datac - x_f0[::2]) ** 2)
-    v2_sqc = jnp.sum(wc * vf[:, ::2] ** 2, axis=-1)
+    v2_sqc = jnp.sum(wc[None, :] * vf[:, ::2] ** 2, axis=-1)
 
     def scal(W1, dW1, D0, v2, W2, gw_):
         vl = dW1**2 / D0
@@ -324,12 +327,12 @@ def _quantile_report(path, start, settings: Settings) -> Report:
         if path.is_geodesic:
             # every OT trajectory is a forward one (straight lines), so P_t(x̃_t) = P_τ(x̃_τ)/J̃
             # exactly and D_t = D_0 holds by construction; no independent evaluation exists
-            logp_fwd = logp_e0 - lje[r_chi]
+            logp_fwd = logp_e0[None, :] - lje[r_chi]
         else:
             logp_fwd = jax.vmap(path.log_density)(t_chi, xe[i_chi])
-        chi2 = jnp.sum(w * jnp.exp(logpt_e0 - lje[r_chi] - logp_fwd), axis=-1) - 1.0
-        estimated_density = interp(xe[i_snap], jnp.exp(logpt_e0 - lje[r_snap]))
-        out_e = jnp.max(jnp.sum(w * ((xe[i_snap] < lo) | (xe[i_snap] > hi)), axis=-1))
+        chi2 = jnp.sum(w[None, :] * jnp.exp(logpt_e0[None, :] - lje[r_chi] - logp_fwd), axis=-1) - 1.0
+        estimated_density = interp(xe[i_snap], jnp.exp(logpt_e0[None, :] - lje[r_snap]))
+        out_e = jnp.max(jnp.sum(w[None, :] * ((xe[i_snap] < lo) | (xe[i_snap] > hi)).astype(dtype), axis=-1))
         return Report(
             **fine,
             t=ts[i_uni], v2_sq=v2_sq[i_uni], vloss_sq=vloss_sq[i_uni], W1_t=W1[i_uni],

@@ -26,14 +26,38 @@ from jaxsa.schedules.standard import Schedule
 __all__ = ["Interpolated", "PolarBernstein", "bernstein"]
 
 
+@jax.custom_jvp
+def _int_pow(x, k):
+    """``x ** k`` for a float ``x`` and an integer array ``k``: `lax.pow`, which is what
+    `jnp.power` calls for them. Its derivative is JAX's own rule for an integer exponent
+    (0 where ``k = 0``, else ``k x^(k-1)``), written here with explicit casts: JAX's rule
+    promotes implicitly and fails under ``jax_numpy_dtype_promotion="strict"``."""
+    x, k = jnp.broadcast_arrays(x, k)
+    return jax.lax.pow(x, k)
+
+
+@_int_pow.defjvp
+def _int_pow_jvp(primals, tangents):
+    x, k = jnp.broadcast_arrays(*primals)
+    dx = jnp.broadcast_to(tangents[0], x.shape)
+    kf = k.astype(x.dtype)
+    jac = jnp.where(k == 0, jnp.zeros_like(kf),
+                    jnp.where(k == 0, jnp.ones_like(kf), kf) * jax.lax.pow(x, kf - 1.0))
+    # the primal through `_int_pow` again, so that a second derivative (a gradient through a
+    # sampler that itself differentiates the schedule) also takes this rule, not JAX's
+    return _int_pow(x, k), dx * jac
+
+
 def bernstein(coeffs, s):
     r"""$\sum_{k=0}^{n} c_k \binom nk s^k (1-s)^{n-k}$ for coefficients ``(n+1,)``."""
     n = coeffs.shape[-1] - 1
     k = jnp.arange(n + 1)
-    log_binom = gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
+    kf = k.astype(jnp.result_type(float))  # the default float dtype, as implicit promotion gave
+    log_binom = gammaln(n + 1.0) - gammaln(kf + 1.0) - gammaln(n - kf + 1.0)
     s = jnp.asarray(s)[..., None]
-    basis = jnp.exp(log_binom) * s**k * (1 - s) ** (n - k)
-    return jnp.sum(coeffs * basis, axis=-1)
+    kb = k[(None,) * (s.ndim - 1)]  # explicit broadcasting over the batch axes of s
+    basis = jnp.exp(log_binom)[(None,) * (s.ndim - 1)] * _int_pow(s, kb) * _int_pow(1 - s, n - kb)
+    return jnp.sum(coeffs[(None,) * (basis.ndim - coeffs.ndim)] * basis, axis=-1)
 
 
 class Interpolated(Schedule):

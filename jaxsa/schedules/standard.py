@@ -304,7 +304,7 @@ def _grid_values(schedule, num):
     if jnp.ndim(tau) == 0:
         t = s * tau
         return t, schedule.values(t), schedule.monotonicity(t)
-    t = s * jnp.expand_dims(tau, -1)
+    t = s.reshape((1,) * jnp.ndim(tau) + s.shape) * jnp.expand_dims(tau, -1)  # batch + (num,)
     v = jax.vmap(lambda sc, tt: sc.values(tt))(schedule, t)
     return t, v, jax.vmap(lambda sc, tt: sc.monotonicity(tt))(schedule, t)
 

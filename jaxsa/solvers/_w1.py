@@ -242,6 +242,7 @@ def _certificate(x, y, a, b, candidates, sup, slack):
         ers.append(er)
     fr, ec, er = jnp.stack(frs), jnp.stack(ecs), jnp.stack(ers)
     g2, cec = _colmin_and_product(x, y, fr, ec)
+    a, b = a[None, :], b[None, :]  # against (candidates, n) and (candidates, m)
     lower = jnp.sum(jnp.where(a > 0, a * fr, 0.0), 1) + jnp.sum(jnp.where(b > 0, b * g2, 0.0), 1)
     upper = jnp.stack(costs) + jnp.sum(er * cec, 1) / jnp.maximum(jnp.sum(er, 1), _TINY)
     return jnp.max(lower) - slack, jnp.min(upper) + slack
@@ -318,7 +319,7 @@ def w1_multiscale(x, y, a, b, *, rtol, relative_epsilon, decay, min_relative_eps
     k = int(min(k, n, m))
     slack = 2 * _slack(x, y) + 1e-12 * (jnp.max(jnp.abs(x)) + jnp.max(jnp.abs(y)))
     centre = 0.5 * (jnp.mean(x, 0) + jnp.mean(y, 0))
-    x, y = x - centre, y - centre
+    x, y = x - centre[None, :], y - centre[None, :]
     # coarse level: a fixed random subset of each cloud carrying its Voronoi cells' weights
     keys = jax.random.split(jax.random.PRNGKey(key))
     nc, mc = min(n, n_coarse), min(m, n_coarse)

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsa._checks import promoted_dtype
+
 __all__ = ["ODESettings", "RK4", "integrate", "transport", "solve_flow", "max_norm"]
 
 
@@ -81,6 +83,15 @@ def _solver(name: str):
     return RK4() if name == "RK4" else getattr(diffrax, name)()
 
 
+def _span(t0, t1):
+    """``t1 - t0`` in the dtype implicit promotion gives them (a float32 end time of a float32
+    field with a float64 ``tau``: float64), written out for strict dtype promotion."""
+    if not (hasattr(t0, "dtype") or hasattr(t1, "dtype")):  # Python numbers
+        return t1 - t0
+    dt = promoted_dtype(t0, t1)
+    return jnp.asarray(t1, dt) - jnp.asarray(t0, dt)
+
+
 def integrate(vector_field, y0, t0, t1, ts, settings: ODESettings = ODESettings(),
               chunk_size: int | None = None):
     r"""The one probability-flow integrator of jaxsa: $dy/dt = f(t, y)$ from ``t0`` to ``t1``
@@ -106,10 +117,10 @@ def integrate(vector_field, y0, t0, t1, ts, settings: ODESettings = ODESettings(
     """
     solver = _solver(settings.solver)
     if settings.fixed_steps > 0:
-        controller, dt0 = diffrax.ConstantStepSize(), (t1 - t0) / settings.fixed_steps
+        controller, dt0 = diffrax.ConstantStepSize(), _span(t0, t1) / settings.fixed_steps
     else:
         controller = diffrax.PIDController(rtol=settings.rtol, atol=settings.atol, norm=max_norm)
-        dt0 = (t1 - t0) / 64
+        dt0 = _span(t0, t1) / 64
 
     def solve(y):
         sol = diffrax.diffeqsolve(

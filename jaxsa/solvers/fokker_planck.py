@@ -26,7 +26,7 @@ $\mathrm{CFL} = dt\sum_k \max|v_k|/dx_k \le 1/2$ it is positivity preserving; a 
 CFL is an error. The velocity of the first stage of a step is the one of the second stage of
 the step before, carried over (two velocity evaluations per step).
 
-**Accuracy** (``tests/test_fokker_planck.py``, ``tests/test_grid_relations.py``): second order in
+**Accuracy** (``tests/solvers/test_fokker_planck.py``, ``tests/relations/test_grid_relations.py``): second order in
 ``dx``; with a finite force at zero temperature (cond-OT at ``t = 0``) the flux is upwind for a
 time of order ``dx``, which costs a logarithm: O(dx² ln(1/dx)).
 

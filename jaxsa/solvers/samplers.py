@@ -26,6 +26,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxsa._checks import promoted_dtype
+
 __all__ = ["SAMPLER_METHODS", "sample"]
 
 #: the methods of [`sample`][jaxsa.solvers.samplers.sample] and their velocity evaluations per step
@@ -75,7 +77,7 @@ def sample(field, x_tau, grid, method: str = "heun", *, euler_last: bool | None 
                              f"got {type(field).__name__}.")
         velocity = field
     x = jnp.asarray(x_tau)
-    dtype = jnp.result_type(x.dtype, grid.dtype, float)
+    dtype = promoted_dtype(x.dtype, grid.dtype, float)  # a float32 x with a float64 grid: float64
     x, grid = x.astype(dtype), grid.astype(dtype)
     t0, t1 = grid[:-1], grid[1:]
     h = t1 - t0

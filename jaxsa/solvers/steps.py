@@ -187,7 +187,7 @@ def _thermo_grid(process, n_steps, t_min, t_max, n_panels, order, length):
     edges = t_min + (t_max - t_min) * jnp.arange(n_panels + 1, dtype=dt) / n_panels
     xi, w = gauss_legendre(order, dtype=dt)  # on [0, 1]
     h = edges[1] - edges[0]
-    panels = jnp.sum(h * w * g(edges[:-1, None] + h * xi), axis=1)  # (n_panels,)
+    panels = jnp.sum(h * w[None, :] * g(edges[:-1, None] + h * xi[None, :]), axis=1)  # (n_panels,)
     cum = jnp.concatenate([jnp.zeros((1,), dt), jnp.cumsum(panels)])
     target = cum[-1] * (1.0 - jnp.arange(n_steps + 1, dtype=dt) / n_steps)  # decreasing
     t = jnp.interp(target, cum, edges)
@@ -196,8 +196,8 @@ def _thermo_grid(process, n_steps, t_min, t_max, n_panels, order, length):
 
     def newton(_, t):
         span = (t - a)[:, None]
-        vals = g(jnp.concatenate([a[:, None] + span * xi, t[:, None]], axis=1))
-        u = cum[j] + jnp.sum(span * w * vals[:, :-1], axis=1)
+        vals = g(jnp.concatenate([a[:, None] + span * xi[None, :], t[:, None]], axis=1))
+        u = cum[j] + jnp.sum(span * w[None, :] * vals[:, :-1], axis=1)
         gt = vals[:, -1]
         ok = gt > 0
         new = t - (u - target) / jnp.where(ok, gt, 1.0)

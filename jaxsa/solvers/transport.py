@@ -115,7 +115,7 @@ def _transport_jit(velocity, grid, p_start, t_start, t_end, n_steps, save_every)
     # velocity is carried over, so each step evaluates the velocity field twice, not three times
     def step(carry, i):
         p, cfl, v0 = carry
-        t = t_start + i * dt
+        t = t_start + i.astype(dt.dtype) * dt
         v1, vh = vfaces(t + dt), vfaces(t + 0.5 * dt)
         p1 = p + dt * rate(v0, p)
         p2 = 0.75 * p + 0.25 * (p1 + dt * rate(v1, p1))
@@ -131,7 +131,7 @@ def _transport_jit(velocity, grid, p_start, t_start, t_end, n_steps, save_every)
     init = (p_start, jnp.zeros((), dtype), vfaces(jnp.asarray(t_start, dtype)))
     (p_end, cfl, _), ps = jax.lax.scan(block, init, jnp.arange(n_saves))
     p = jnp.concatenate([p_start[None], ps])
-    ts = t_start + dt * save_every * jnp.arange(n_saves + 1)
+    ts = t_start + dt * save_every * jnp.arange(n_saves + 1, dtype=dt.dtype)
     fl = jax.vmap(lambda t, q: tuple(sgn * a for a in transport_fluxes(
         grid, q, tuple(sgn * a for a in vfaces(t)))))(ts, p)
     mass = grid.mass(p)

@@ -10,7 +10,7 @@ transport.
 Note on η: in 1D with the exact velocity field the generated density is the monotone
 rearrangement of the perturbed start, whatever the schedule. So η has zero gradient with
 respect to any schedule that keeps $P_\tau$ fixed, and only $c_1, c_2$ can be
-optimised. ``tests/test_optimize.py`` checks both facts against finite differences.
+optimised. ``tests/studies/test_sweep.py`` checks both facts against finite differences.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxsa._checks import library_promotion
 from jaxsa.densities import paper_prior
 from jaxsa.thermo.dissipation import speed_cost, v2_sq, w2_sq_to_prior
 from jaxsa.schedules.families import Interpolated, PolarBernstein
@@ -56,7 +57,8 @@ def optimize_schedule(data, tau=1.0, degree=8, rho_degree=4, steps=400, learning
     @jax.jit
     def step(params, state):
         c, g = jax.value_and_grad(cost)(params)
-        upd, state = opt.update(g, state, params)
+        with library_promotion():  # implicit promotions inside optax's Adam
+            upd, state = opt.update(g, state, params)
         return optax.apply_updates(params, upd), state, c
 
     history = []

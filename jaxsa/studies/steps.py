@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsa._checks import library_promotion
 from jaxsa.densities import GaussianMixture, paper_data
 from jaxsa.processes.diffusion import DiffusionPath
 from jaxsa.processes.ot import OTPath
@@ -165,7 +166,8 @@ def optimise_grid(process, n_steps: int, method: str, n_nodes: int, init, steps:
         hist.append(float(val))
         if val < best[0]:
             best = (val, theta)
-        upd, state = opt.update(g, state)
+        with library_promotion():  # implicit promotions inside optax's Adam
+            upd, state = opt.update(g, state)
         theta = optax.apply_updates(theta, upd)
         if progress:
             progress(i, float(val))

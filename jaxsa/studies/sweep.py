@@ -18,7 +18,7 @@ barrier after ``sweep.json`` is written. So every process returns the same docum
 ``jaxsa sweep`` ends with the same message and exit code on every process, whether or not
 ``OUT`` is a shared folder (it only needs to persist on process 0's host to resume). On CPU
 this needs ``jax_cpu_collectives_implementation = "gloo"`` (set by the CLI); two processes on
-one machine are tested in ``tests/test_distributed.py``.
+one machine are tested in ``tests/studies/test_distributed.py``.
 
 Nothing is lost when a run is interrupted: each finished chunk is written atomically to
 ``OUT/chunks/chunk_XXXXXX.json`` (temporary file, then ``os.replace``) tagged with a hash of the

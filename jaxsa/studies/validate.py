@@ -68,7 +68,7 @@ def random_config(key):
     w = w / jnp.sum(w)
     gaps = u(k[2], 0.5, 4.0, (K_MAX,))
     mu = jnp.concatenate([jnp.zeros(1), jnp.cumsum(gaps[:-1])])
-    mu = mu - jnp.sum(jnp.where(active, mu, 0.0)) / n_comp
+    mu = mu - jnp.sum(jnp.where(active, mu, 0.0)) / n_comp.astype(mu.dtype)
     return {
         "w": w, "mu": mu, "s": jnp.exp(u(k[3], np.log(0.05), np.log(0.5), (K_MAX,))),
         "tau": u(k[4], 0.5, 2.0),

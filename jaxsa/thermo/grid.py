@@ -60,7 +60,7 @@ def gradient_projection(grid: Grid, p, fluxes, tol: float = 1e-11, maxiter: int 
         tol, maxiter: conjugate-gradient stopping rule; ``floor``: weights are
             $\max(P_{face}, 0) + floor\cdot\max P$ (keeps the operator definite where
             P ≈ 0, also when an explicit solve left round-off negatives of order ``atol``).
-            At 128² (rotational OU, see ``tests/test_thermo.py``) Jacobi-preconditioned CG
+            At 128² (rotational OU, see ``tests/thermo/test_thermo.py``) Jacobi-preconditioned CG
             reaches a relative residual of 1e-10 in about 0.1 s.
 
     Returns:

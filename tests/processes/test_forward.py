@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _reference import MixRef, gaussian_marginal, hand_schedule, posterior_mean
+from tests.helpers.reference import MixRef, gaussian_marginal, hand_schedule, posterior_mean
 from scipy import integrate, special, stats
 
 import jaxsa

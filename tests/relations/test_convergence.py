@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _util import PATH_NAMES, PERT_NAMES, stack_starts, unbatch
+from tests.helpers import PATH_NAMES, PERT_NAMES, stack_starts, unbatch
 from scipy import integrate, stats
 
 import jaxsa

@@ -3,6 +3,8 @@
 monotonicity and end points, the convergence order of each sampler on a closed-form flow,
 jit/vmap, and the errors on bad input."""
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -134,10 +136,11 @@ def test_ays_gaussian_is_the_tan_law():
                                rtol=1e-13)
 
 
-@pytest.mark.parametrize("schedule", [jaxsa.Cosine(), jaxsa.CondOT(), jaxsa.VPLinear()],
+# schedules are built inside the tests, under the session's float64 (not at import time)
+@pytest.mark.parametrize("schedule", [jaxsa.Cosine, jaxsa.CondOT, jaxsa.VPLinear],
                          ids=["cosine", "cond-ot", "vp"])
 def test_every_rule_is_monotone_with_its_end_points(schedule):
-    path = jaxsa.DiffusionPath(schedule, jaxsa.paper_data())
+    path = jaxsa.DiffusionPath(schedule(), jaxsa.paper_data())
     n = 12
     for rule in STEP_RULES:
         g = np.asarray(step_grid(path, n, rule))
@@ -156,7 +159,10 @@ def test_step_grid_under_jit():
 # ---- samplers -------------------------------------------------------------------------------
 
 MU, S = 0.7, 0.4
-GAUSS_OT = jaxsa.DiffusionPath(jaxsa.CondOT(), jaxsa.gaussian(MU, S))
+@functools.cache
+def _gauss_ot():
+    """The Gaussian cond-OT path, built at its first use (under the session's float64)."""
+    return jaxsa.DiffusionPath(jaxsa.CondOT(), jaxsa.gaussian(MU, S))
 # one compiled sampler per (method, grid length, points shape), shared by the tests
 _sample = jax.jit(sample, static_argnames="method")
 
@@ -175,8 +181,8 @@ def test_convergence_order_on_a_closed_form_flow(method, order, rule):
     ns = np.array([8, 16, 32, 64])
     errs = []
     for n in ns:
-        grid = step_grid(GAUSS_OT, int(n), rule)
-        out = _sample(GAUSS_OT, x, grid, method)
+        grid = step_grid(_gauss_ot(), int(n), rule)
+        out = _sample(_gauss_ot(), x, grid, method)
         errs.append(np.max(np.abs(np.asarray(out) - _exact_flow(np.asarray(x), float(grid[-1])))))
     slope = -np.polyfit(np.log(ns), np.log(errs), 1)[0]
     assert abs(slope - order) < 0.3, (errs, slope)
@@ -184,25 +190,25 @@ def test_convergence_order_on_a_closed_form_flow(method, order, rule):
 
 def test_sample_under_jit_and_vmap_over_grids():
     x = jnp.linspace(-2.0, 2.0, 7)
-    grids = jnp.stack([step_grid(GAUSS_OT, 16, r) for r in ("uniform", "log_snr", "edm")])
+    grids = jnp.stack([step_grid(_gauss_ot(), 16, r) for r in ("uniform", "log_snr", "edm")])
     for method in SAMPLER_METHODS:
-        each = np.stack([np.asarray(_sample(GAUSS_OT, x, g, method)) for g in grids])  # jit
-        vm = jax.vmap(lambda g: sample(GAUSS_OT, x, g, method))(grids)
+        each = np.stack([np.asarray(_sample(_gauss_ot(), x, g, method)) for g in grids])  # jit
+        vm = jax.vmap(lambda g: sample(_gauss_ot(), x, g, method))(grids)
         np.testing.assert_allclose(vm, each, rtol=1e-12, atol=1e-14)
-        jv = jax.jit(jax.vmap(lambda g: sample(GAUSS_OT, x, g, method)))(grids)
+        jv = jax.jit(jax.vmap(lambda g: sample(_gauss_ot(), x, g, method)))(grids)
         np.testing.assert_allclose(jv, each, rtol=1e-12, atol=1e-14)
     # eager agrees with jit, and vmap over starting points (one point at a time) too
-    np.testing.assert_allclose(sample(GAUSS_OT, x, grids[1], "dpm2"), each[1], rtol=1e-12)  # dpm2: last loop
-    pts = jax.vmap(lambda xi: sample(GAUSS_OT, xi, grids[2], "dpm2"))(x)
-    np.testing.assert_allclose(pts, _sample(GAUSS_OT, x, grids[2], "dpm2"), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(sample(_gauss_ot(), x, grids[1], "dpm2"), each[1], rtol=1e-12)  # dpm2: last loop
+    pts = jax.vmap(lambda xi: sample(_gauss_ot(), xi, grids[2], "dpm2"))(x)
+    np.testing.assert_allclose(pts, _sample(_gauss_ot(), x, grids[2], "dpm2"), rtol=1e-12, atol=1e-14)
 
 
 def test_single_step_and_the_euler_last_step_of_heun():
     x = jnp.asarray([0.5, -1.0])
     one = jnp.asarray([1.0, 0.0])
-    euler = x - GAUSS_OT.velocity(1.0, x)
+    euler = x - _gauss_ot().velocity(1.0, x)
     for method in ("euler", "dpm2"):
-        np.testing.assert_allclose(sample(GAUSS_OT, x, one, method), euler, rtol=1e-14)
+        np.testing.assert_allclose(sample(_gauss_ot(), x, one, method), euler, rtol=1e-14)
 
     class Singular(AbstractVelocityField):  # nu_t(x) = x/t: x_t = x_tau t/tau, singular at 0
         tau: jax.Array

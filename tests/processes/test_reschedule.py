@@ -99,7 +99,7 @@ def test_exact_2d(kind):
                                jnp.array([0.05, 0.3, 0.1]))
         fa, fb = DiffusionPath(a, data), DiffusionPath(b, data)
     else:
-        pts = jax.random.normal(jax.random.key(0), (40, 2)) * jnp.array([1.0, 0.4])
+        pts = jax.random.normal(jax.random.key(0), (40, 2)) * jnp.array([[1.0, 0.4]])
         fa, fb = EmpiricalPath(a, pts), EmpiricalPath(b, pts)
     for f, g, sa, sb in ((fa, fb, a, b), (fb, fa, b, a)):
         field = reschedule(f, sa, sb)

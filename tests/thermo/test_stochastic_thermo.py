@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _reference import ou_rates
+from tests.helpers.reference import ou_rates
 
 import jaxsa
 
@@ -38,7 +38,7 @@ def test_ou_moments_and_rates_closed_form():
         np.testing.assert_allclose(mu[0], 1.5 * e, rtol=1e-12)
         np.testing.assert_allclose(cov[0, 0], 0.25 * e**2 + 0.5 * (1 - e**2), rtol=1e-12)
     # the matrix-exponential moments solve the moment equations (centred differences);
-    # rates agree with the scipy closed form of tests/_reference.ou_rates (quad_vec + Lyapunov)
+    # rates agree with the scipy closed form of tests.helpers.reference.ou_rates (quad_vec + Lyapunov)
     q = ou_rot()
     h = 1e-5
     for t in (0.2, 0.9):

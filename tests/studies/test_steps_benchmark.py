@@ -46,6 +46,7 @@ def test_optimised_grid_beats_its_starting_rule():
 
 
 def test_steps_command_tiny(tmp_path):
+
     from jaxsa.cli import main
 
     assert main(["steps", "--fast", "--out", str(tmp_path)]) == 0

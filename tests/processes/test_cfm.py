@@ -7,7 +7,7 @@ import dataclasses
 import json
 import os
 
-import _reference_1d as R
+from tests.helpers import reference_1d as R
 import jax
 import numpy as np
 import pytest
@@ -226,7 +226,8 @@ def test_schedule_paths_learn_the_exact_gaussian_velocity():
     # hence three times), and so does sigma sigma' in place of sigma' (cosine: .57 .22 .04).
     base = CFMSettings(width=64, depth=2, steps=3000, batch=512, learning_rate=5e-3, warmup=20)
     models = jaxsa.processes.learned.train_cfm_family(
-        lambda k, n: _MU + _SD * jax.random.normal(k, (n, 2)), lambda k, n: jax.random.normal(k, (n, 2)),
+        lambda k, n: _MU[None, :] + _SD[None, :] * jax.random.normal(k, (n, 2)),
+        lambda k, n: jax.random.normal(k, (n, 2)),
         2, base, paths=("cosine", "cond-ot", "vp"), data_id="gauss-2d")
     times = (0.25, 0.5, 0.75)
     for path, (model, info) in models.items():

@@ -241,7 +241,7 @@ def test_vmap_over_cosine_taus():
     scheds = jax.vmap(jaxsa.Cosine)(taus)
     assert scheds.tau.shape == (3,)
     frac = jnp.linspace(0.0, 1.0, 9)[1:-1]
-    ts = taus[:, None] * frac
+    ts = taus[:, None] * frac[None, :]
     batched = jax.vmap(lambda s, t: s.values(t))(scheds, ts)
     temps = jax.vmap(lambda s, t: s.temperature(t))(scheds, ts)
     for i, tau in enumerate(np.asarray(taus)):

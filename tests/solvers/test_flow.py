@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _reference import MixRef, hand_schedule
+from tests.helpers.reference import MixRef, hand_schedule
 from scipy import stats
 
 import jaxsa

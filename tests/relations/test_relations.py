@@ -7,15 +7,15 @@ import subprocess
 import sys
 import warnings
 
-import _reference_1d as R
+from tests.helpers import reference_1d as R
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import ot
 import pytest
-from _reference import MixRef, gaussian_marginal, nsq_normal, nsq_uniform, w1_from_nsq
-from _util import PATH_NAMES, PERT_NAMES, stack_starts, unbatch
+from tests.helpers.reference import MixRef, gaussian_marginal, nsq_normal, nsq_uniform, w1_from_nsq
+from tests.helpers import PATH_NAMES, PERT_NAMES, stack_starts, unbatch
 from scipy import integrate, special, stats
 
 import jaxsa
@@ -94,7 +94,7 @@ def refs(paper):
 
 # Accuracy of the report's W_1: the corrected trapezoid rule of abs_quadrature is O(h^3) with
 # h = 2 z_max / (n_quantiles - 1) = 0.0166 at the default Settings, i.e. ~1e-7 absolute
-# (tests/test_convergence.py checks the order). eta involves a difference of W_1's.
+# (tests/relations/test_convergence.py checks the order). eta involves a difference of W_1's.
 W1_ATOL = 1e-6
 ETA_RTOL = 1e-4
 
@@ -209,7 +209,7 @@ def test_W1_against_independent_quantiles(pert, paper_reports, refs):
 
 # --------------------------------------------------------------------------- vs _reference_1d
 def _r_objects(paper, path, pert):
-    """(data, schedule, prior, perturbation) of a paper case as tests/_reference_1d objects."""
+    """(data, schedule, prior, perturbation) of a paper case as tests/helpers/reference_1d objects."""
     data, perts, _ = paper
     d = R.Mixture(np.asarray(data.weights), np.asarray(data.means), np.asarray(data.scales))
     if pert == "uniform":
@@ -237,7 +237,7 @@ DW1_ATOL = 4e-5  # measured <= 1.7e-5 (cosine-mixture, t = 0.05)
 def test_speed_series_against_reference(case, paper, paper_reports):
     """v_2(t)^2 (Eq. 80's right side) and dW_1/dt (hence v_loss^2 = (dW_1/dt)^2 / D_0) at a few
     times, against scipy quadrature in x of nu_t^2 P_t and of the continuity-equation flux
-    (tests/_reference_1d.py, no jaxsa code); D_0 against the reference chi^2."""
+    (tests/helpers/reference_1d.py, no jaxsa code); D_0 against the reference chi^2."""
     path, pert = case
     r = paper_reports[case]
     d, sched, prior, pt = _r_objects(paper, path, pert)

@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _reference import ou_rates
+from tests.helpers.reference import ou_rates
 
 import jaxsa
 from jaxsa.solvers.fokker_planck import Grid, solve_fokker_planck
@@ -42,7 +42,7 @@ def test_rotational_ou_grid_matches_closed_form():
                                [[-0.5, 2.0], [-0.3, -1.5]]], ids=["conservative", "rot", "skew"])
 def test_ou_gaussian_rates_against_independent_closed_form(A):
     """jaxsa.thermo.grid.ou_gaussian_rates (augmented matrix exponential, Kronecker solves) against
-    the scipy route of tests/_reference.ou_rates (quad_vec of the noise integral, Lyapunov
+    the scipy route of tests.helpers.reference.ou_rates (quad_vec of the noise integral, Lyapunov
     solver); the conservative case has no housekeeping part and T S'_tot = S'_sys + S'_bath."""
     c0 = np.array([[0.3, 0.1], [0.1, 2.0]])
     for t in (0.4, 1.3):
@@ -81,7 +81,7 @@ def test_weighted_poisson_projection_converges_at_128_squared():
     assert float(res) < 1e-9
     assert abs(float(v2) / ref["v2_sq"] - 1) < 5e-3  # discretisation: 2.8e-3 measured
     # round-off negatives (as an explicit solve leaves in the far field) keep it definite
-    noisy = P - 1e-10 * jnp.max(P) * (jnp.arange(P.size).reshape(P.shape) % 3 == 0)
+    noisy = P - 1e-10 * jnp.max(P) * (jnp.arange(P.size).reshape(P.shape) % 3 == 0).astype(P.dtype)
     v2n, _, resn = gradient_projection(g, noisy, fl)
     assert float(resn) < 1e-9
     assert abs(float(v2n) / float(v2) - 1) < 1e-6

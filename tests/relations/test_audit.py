@@ -41,7 +41,8 @@ def _gaussian_field():
         m, sg = 1 - t, t
         st = jnp.sqrt(m**2 * s2 + sg**2)
         dst = (-m * s2 + sg) / st
-        return -mu + (dst / st) * (x - m * mu)
+        lead = (None,) * (x.ndim - 1)  # the batch axes of x (explicit broadcasting)
+        return -mu[lead] + (dst / st)[lead] * (x - (m * mu)[lead])
 
     return jaxsa.velocity_field(u, tau=1.0, event_shape=(3,))
 

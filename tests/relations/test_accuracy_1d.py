@@ -1,6 +1,6 @@
 """The 1D relations on inputs unlike the paper's, against an independent reference.
 
-The reference (``tests/_reference_1d.py``: numpy/scipy, never imports jaxsa) computes W₁(q,p),
+The reference (``tests/helpers/reference_1d.py``: numpy/scipy, never imports jaxsa) computes W₁(q,p),
 W₁(P_τ,P̃_τ), D₀ and η through the monotone rearrangement in x with adaptive quadrature, and
 c₁, c₂ by scipy quadrature in time of ∫ν²P and of (∂_tW₁)²/D₀. Configurations: multimodal
 data with 2–4 narrow (scales down to 0.05), well-separated (up to 4 apart) components; cosine,
@@ -13,7 +13,7 @@ the true error by more than 10×.
 import math
 import warnings
 
-import _reference_1d as R
+from tests.helpers import reference_1d as R
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings

@@ -27,6 +27,7 @@ def _closed(sched, mu, s, t, x):
     st2 = v.sigma_sq + v.m**2 * s**2
     dst2 = 2 * (v.sigma_dsigma + v.m * v.dm * s**2)  # d(s_t^2)/dt
     d = mu.shape[0]
+    mu = mu.reshape((1,) * (x.ndim - 1) + mu.shape)  # explicit broadcasting over the batch of x
     r = x - v.m * mu
     logp = -0.5 * jnp.sum(r**2, -1) / st2 - 0.5 * d * jnp.log(2 * jnp.pi * st2)
     score = -r / st2
@@ -116,7 +117,7 @@ def test_empirical_against_dense_mixture_and_duplicates():
     x = jax.random.normal(jax.random.PRNGKey(7), (4, 3))
     t = 0.3
     v = path.schedule.values(t)
-    logits = -0.5 * jnp.sum((x[:, None] - v.m * pts) ** 2, -1) / v.sigma_sq
+    logits = -0.5 * jnp.sum((x[:, None] - v.m * pts[None]) ** 2, -1) / v.sigma_sq
     r = jax.nn.softmax(logits, -1)
     np.testing.assert_allclose(path.posterior_mean(t, x), r @ pts, rtol=1e-12)
     dup = EmpiricalPath(jaxsa.CondOT(1.0), jnp.concatenate([pts, pts[:1]]))
@@ -169,7 +170,7 @@ def test_transport_gaussian_exact_flow():
     m_tau, s_tau = st(1.0)
     for i, t in enumerate(ts):
         m, s = st(t)
-        exact = m * mu + (s / s_tau) * (x_tau - m_tau * mu)
+        exact = m * mu[None] + (s / s_tau) * (x_tau - m_tau * mu[None])
         np.testing.assert_allclose(sol.xs[i], exact, atol=1e-5)
         np.testing.assert_allclose(chunked.xs[i], exact, atol=1e-5)
 

@@ -1,5 +1,5 @@
 """Small helpers shared by the test modules (jaxsa-side; the scipy references are in
-_reference.py)."""
+tests/helpers/reference.py and tests/helpers/reference_1d.py)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from test_report_html import parse_index, synthetic_run
+from tests.helpers.results_page import parse_index, synthetic_run
 
 _MEASURE = """<script>
 (function () {

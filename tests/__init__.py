@@ -1,0 +1,1 @@
+"""jaxsa's tests: one folder per package folder of jaxsa (tests/relations for jaxsa/relations, ...), top-level test_*.py files for jaxsa's top-level modules and the repository, and the shared helpers in tests/helpers."""
