@@ -92,6 +92,12 @@ def _kinked(t):
     return d, dd
 
 
+def _abs_rule(d, dd, z, w):
+    """`abs_quadrature` of the difference ``d`` with its time derivative ``dd`` at the nodes."""
+    d = jnp.asarray(d)
+    return abs_quadrature(d, jnp.asarray(dd), jnp.sign(d), jnp.asarray(z), jnp.asarray(w))
+
+
 def test_abs_quadrature_is_third_order():
     t = 0.3
     d, dd = _kinked(t)
@@ -105,13 +111,7 @@ def test_abs_quadrature_is_third_order():
     errs, rate_errs, plain = [], [], []
     for n in (129, 257, 513):
         z, w = jaxsa.quantile_nodes(n, 9.0)
-        val, rate = abs_quadrature(
-            jnp.asarray(d(z)),
-            jnp.asarray(dd(z)),
-            jnp.sign(jnp.asarray(d(z))),
-            jnp.asarray(z),
-            jnp.asarray(w),
-        )
+        val, rate = _abs_rule(d(z), dd(z), z, w)
         errs.append(abs(float(val) - ref))
         rate_errs.append(abs(float(rate) - ref_rate))
         plain.append(abs(float(np.sum(w * np.abs(d(z)))) - ref))
@@ -127,24 +127,8 @@ def test_abs_quadrature_is_third_order():
     vals = []
     for tt in (t - h, t + h):
         dp, _ = _kinked(tt)
-        vals.append(
-            float(
-                abs_quadrature(
-                    jnp.asarray(dp(z)),
-                    jnp.zeros(z.shape),
-                    jnp.sign(jnp.asarray(dp(z))),
-                    jnp.asarray(z),
-                    jnp.asarray(w),
-                )[0]
-            )
-        )
-    _, rate = abs_quadrature(
-        jnp.asarray(d(z)),
-        jnp.asarray(dd(z)),
-        jnp.sign(jnp.asarray(d(z))),
-        jnp.asarray(z),
-        jnp.asarray(w),
-    )
+        vals.append(float(_abs_rule(dp(z), np.zeros(z.shape), z, w)[0]))
+    _, rate = _abs_rule(d(z), dd(z), z, w)
     assert (vals[1] - vals[0]) / (2 * h) == pytest.approx(float(rate), rel=1e-8)
 
 
