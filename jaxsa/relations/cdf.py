@@ -145,13 +145,11 @@ def _cdf_report(path, pert, settings: Settings) -> Report:
     table = QuantileTable(p_tau)
     y_tails = cq.pert_tails(pert, settings.z_max)
 
-    def xint(Pt, velocity, keys=cq.X_INTEGRALS, fields=None):
-        return cq.x_integrals(Pt, p_tau, pert, velocity, y_breaks, settings, table, y_tails, keys,
-                              fields)
+    def xint(Pt, velocity, keys=cq.X_INTEGRALS):
+        return cq.x_integrals(Pt, p_tau, pert, velocity, y_breaks, settings, table, y_tails, keys)
 
     def at(t, keys=cq.X_INTEGRALS):  # the x-integrals at time t (DiffusionPath)
-        return xint(path.marginal(t), lambda x: path.velocity(t, x), keys,
-                    cq.diffusion_fields(path, t))
+        return xint(path.marginal(t), lambda x: path.velocity(t, x), keys)
 
     def over(f, times):  # ``time_batch`` times at once: a working set that stays in cache
         return jax.lax.map(f, times, batch_size=min(settings.time_batch, times.shape[0]))

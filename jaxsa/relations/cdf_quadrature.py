@@ -37,7 +37,6 @@ the coarser rule: an over-estimate of the error of the value reported).
 
 from __future__ import annotations
 
-import functools
 
 import equinox as eqx
 import jax
@@ -129,20 +128,15 @@ def stack_starts(densities) -> Start:
 
 def _gm_cdf_sf(weights, means, scales, x):
     x = jnp.asarray(x)
+    ex = (slice(None),) + (None,) * x.ndim  # component-major: reductions over the leading axis
+    a = (x[None] - means[ex]) / scales[ex] * _SQRT_HALF
+    w = 0.5 * weights[ex]
     # one erfc a component: erfc(|a|) is the small tail, and 2 - erfc(|a|) (>= 1) the other
-    # side, to full relative precision. Components one at a time (K is static, the loop
-    # unrolled): XLA fuses the whole sum into one pass over the points, 2x faster on CPU than
-    # a component-major (K, *batch) array and its reduction, with the same sums in the same order
-    f = s = None
-    for k in range(weights.shape[0]):
-        a = (x - means[k]) / scales[k] * _SQRT_HALF
-        w = 0.5 * weights[k]
-        e = jax.scipy.special.erfc(jnp.abs(a))
-        big = 2.0 - e
-        pos = a >= 0
-        fk, sk = w * jnp.where(pos, big, e), w * jnp.where(pos, e, big)
-        f, s = (fk, sk) if f is None else (f + fk, s + sk)
-    return f, s
+    # side, to full relative precision
+    e = jax.scipy.special.erfc(jnp.abs(a))
+    big = 2.0 - e
+    pos = a >= 0
+    return jnp.sum(w * jnp.where(pos, big, e), 0), jnp.sum(w * jnp.where(pos, e, big), 0)
 
 
 def cdf_sf(dens, x):
@@ -161,34 +155,16 @@ def cdf_sf(dens, x):
     return _gm_cdf_sf(dens.weights, dens.means, dens.scales, x)
 
 
-def _gm_components(weights, means, scales, x):
-    r"""$\ln w_k - \ln s_k - (x - \mu_k)^2/2s_k^2$ for each component (a list: K is static,
-    and one array a component lets XLA fuse the sums below into one pass over the points)."""
-    out = []
-    for k in range(weights.shape[0]):
-        a = (x - means[k]) / scales[k]
-        out.append(jnp.log(weights[k]) - jnp.log(scales[k]) - 0.5 * a * a)
-    return out
-
-
-def _logsumexp_list(lg):
-    """``(m, [exp(lg_k - m)], sum_k exp(lg_k - m))`` over a list, ``m`` the largest (0 where
-    none is finite)."""
-    m = functools.reduce(jnp.maximum, lg)
-    m = jnp.where(jnp.isfinite(m), m, 0.0)
-    e = [jnp.exp(v - m) for v in lg]
-    return m, e, functools.reduce(jnp.add, e)
-
-
 def _gm_log_density(weights, means, scales, x):
-    # components one at a time (see ``_gm_cdf_sf``): the same values, in the same order, as a
-    # log-sum-exp over a component-major (K, *batch) array, 4x faster on CPU
     x = jnp.asarray(x)
-    lg = _gm_components(weights, means, scales, x)
+    ex = (slice(None),) + (None,) * x.ndim
+    a = (x[None] - means[ex]) / scales[ex]
+    lg = jnp.log(weights)[ex] - jnp.log(scales)[ex] - 0.5 * a * a
     if weights.shape[0] == 1:  # the same value as below, without its exp and log
         return lg[0] - _LOG_SQRT_2PI
-    m, _, total = _logsumexp_list(lg)
-    return m + jnp.log(total) - _LOG_SQRT_2PI
+    m = jnp.max(lg, 0)
+    m = jnp.where(jnp.isfinite(m), m, 0.0)
+    return m + jnp.log(jnp.sum(jnp.exp(lg - m[None]), 0)) - _LOG_SQRT_2PI
 
 
 def log_density(dens, x, inside=None):
@@ -316,41 +292,8 @@ def pert_tails(pert, z_max: float):
 X_INTEGRALS = ("W1", "dW1", "v2_sq", "chi2", "W2_sq")
 
 
-def diffusion_fields(path, t):
-    r"""``x -> (ln P_t(x), ν_t(x))`` of a [`DiffusionPath`][jaxsa.processes.diffusion.DiffusionPath]
-    with 1D mixture data at time ``t``, both from one set of component terms (``None`` for
-    any other process): the velocity of ``path.velocity`` (the same formula, Eqs. 96–97, with
-    the responsibilities taken from the log-density's terms: equal up to round-off) without
-    its second pass over the components and their exponentials."""
-    from jaxsa.processes.diffusion import DiffusionPath
-
-    if type(path) is not DiffusionPath or path.data.means.ndim != 1:
-        return None
-    v = path.schedule.values(t)
-    d = path.data
-    var = v.sigma_sq + v.m**2 * d.scales**2  # (K,): component variances of P_t
-    mu, s = v.m * d.means, jnp.sqrt(var)  # P_t's components, as path.marginal(t)
-    gain, shrink = d.scales**2 * v.m / var, v.sigma_sq / var  # E[y|x,k] = gain x + shrink mu
-    # computed once, not inside the fusion over the nodes (see ``x_integrals``)
-    dm, sds, var, mu, s, gain, shrink = jax.lax.optimization_barrier(
-        (v.dm, v.sigma_dsigma, var, mu, s, gain, shrink))
-
-    def fields(x):
-        lg = _gm_components(d.weights, mu, s, x)
-        m, e, total = _logsumexp_list(lg)
-        lpt = m + jnp.log(total) - _LOG_SQRT_2PI
-        r = [ek / total for ek in e]
-        K = len(r)
-        mean_y = functools.reduce(jnp.add, [r[k] * (gain[k] * x + shrink[k] * d.means[k])
-                                            for k in range(K)])
-        score = functools.reduce(jnp.add, [r[k] * (mu[k] - x) / var[k] for k in range(K)])
-        return lpt, dm * mean_y - sds * score
-
-    return fields
-
-
 def x_integrals(Pt: GaussianMixture, Ptau: GaussianMixture, pert, velocity, y_breaks, cfg,
-                table=None, y_tails=None, keys=X_INTEGRALS, fields=None):
+                table=None, y_tails=None, keys=X_INTEGRALS):
     r"""Integrals over $x$ at one time, each by Kronrod and by Gauss: a dict of
     ``(2,)`` arrays (``[kronrod, gauss]``) for ``W1``, ``dW1``, ``v2_sq``, ``chi2``,
     ``W2_sq`` ($W_2(P_t, P_\tau)^2$), or for the names in ``keys`` only (the rest is not
@@ -360,40 +303,27 @@ def x_integrals(Pt: GaussianMixture, Ptau: GaussianMixture, pert, velocity, y_br
     ``Pt``: $P_t$ (1D mixture); ``Ptau``: $P_\tau$; ``pert``: $\tilde P_\tau$;
     ``velocity(x)``: $\nu_t(x)$ or ``None`` (then ``dW1`` and ``v2_sq`` are zero);
     ``y_breaks``: points in $y$ whose images are panel edges (crossings, jumps);
-    ``y_tails``: [`pert_tails`][jaxsa.relations.cdf_quadrature.pert_tails] (computed here if ``None``);
-    ``fields``: ``x -> (ln P_t(x), ν_t(x))`` in one pass (see
-    [`diffusion_fields`][jaxsa.relations.cdf_quadrature.diffusion_fields]), or ``None``.
+    ``y_tails``: [`pert_tails`][jaxsa.relations.cdf_quadrature.pert_tails] (computed here if ``None``).
     """
     dt = Pt.means.dtype
     zmax = cfg.z_max
-    # P_t's parameters are a few scalars of the schedule at t (cosines, exponentials, their
-    # derivatives): the barrier has them computed once, where XLA would otherwise fuse them
-    # into the elementwise work and recompute them at every node and component
-    Pt = jax.lax.optimization_barrier(Pt)
 
     def X(y):  # the flow map τ -> t
         return normal_score_quantile(Pt, normal_score(Ptau, y))
 
-    # the tails and the breaks in one root-finding loop (each point's iterates are its own)
-    ends = X(jnp.concatenate([pert_tails(pert, zmax) if y_tails is None else y_tails, y_breaks]))
-    tails = ends[:2]
+    tails = X(pert_tails(pert, zmax) if y_tails is None else y_tails)
     comp = _component_edges(Pt, cfg.n_comp, cfg.comp_z)
     lo = jnp.minimum(jnp.min(comp), tails[0])
     hi = jnp.maximum(jnp.max(comp), tails[1])
     span = jnp.linspace(lo, hi, cfg.n_span, dtype=dt)
-    brk = jnp.clip(ends[2:], lo, hi)
+    brk = jnp.clip(X(y_breaks), lo, hi)
     # (2n+1, P): a panel's nodes down axis 0
     x, wk, wg = kronrod_panels(jnp.concatenate([comp, span, brk]), cfg.order, node_major=True)
-    want_nu = velocity is not None and ("v2_sq" in keys or "dW1" in keys)
-    if fields is not None and want_nu:
-        lpt, nu = fields(x)
-    else:
-        lpt = log_density(Pt, x)
-        if want_nu:
-            nu = velocity(x)
+    lpt = log_density(Pt, x)
     pt = jnp.exp(lpt)
     out = {}
-    if want_nu:
+    if velocity is not None and ("v2_sq" in keys or "dW1" in keys):
+        nu = velocity(x)
         if "v2_sq" in keys:
             out["v2_sq"] = nu**2 * pt
     if any(k in keys for k in ("W1", "dW1", "chi2", "W2_sq")):
