@@ -136,12 +136,8 @@ from jaxsa.solvers.transport import (  # noqa: F401
 )
 
 from jaxsa.quadrature import (  # noqa: F401
-    gauss_legendre,
-    gauss_kronrod,
-    kronrod_panels,
-    kronrod_integral,
-    quantile_nodes,
-    bisect_increasing,
+    gauss_legendre, gauss_kronrod, kronrod_panels, kronrod_integral, quantile_nodes,
+    bisect_increasing, parabolic_vertex, sampled_maximum,
 )
 
 # ---- metrics -------------------------------------------------------------------------------
@@ -395,6 +391,8 @@ __all__ = [
     "kronrod_integral",
     "quantile_nodes",
     "bisect_increasing",
+    "parabolic_vertex",
+    "sampled_maximum",
     # metrics
     "W1Result",
     "chi2_gaussian_1d",

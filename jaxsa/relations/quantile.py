@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsa.solvers.flow import transport
-from jaxsa.quadrature import gauss_legendre, quantile_nodes
+from jaxsa.quadrature import gauss_legendre, quantile_nodes, sampled_maximum
 from jaxsa.relations.report import Report, Settings, tolerance_of
 
 __all__ = ["abs_quadrature", "perturbation_start", "quantile_report"]
@@ -320,6 +320,13 @@ def _quantile_report(path, start, settings: Settings) -> Report:
         fine = scal(W1, dW1, D0, v2_sq, W2_sq, gw)
         coarse = scal(W1c, dW1c, D0c, v2_sqc, W2_sqc, gw)
         errors = {k: jnp.abs(fine[k] - coarse[k]) for k in fine}
+        # the extremes over t, between the save times, with their sampling errors
+        up = ts[::-1]
+        v2m, e_v2m = sampled_maximum(up, v2_sq[::-1])
+        s80, e_s80 = sampled_maximum(up, (vloss_sq - v2_sq)[::-1])
+        fine = fine | {"v2_sq_max": v2m, "slack_80": -s80}
+        errors["v2_sq_max"] += e_v2m
+        errors["slack_80"] += e_s80
         tol = tolerance_of({k: fine[k] for k in Report.SCALARS}, settings.rtol)
         ok = jnp.stack([errors[k] <= tol[k] for k in Report.CONVERGED]).all()
         # χ² along the flow: D_t = E_{P̃_t}[P̃_t/P_t] - 1, P̃_t carried by the log-Jacobian

@@ -114,10 +114,12 @@ class Report(eqx.Module):
     ``eta``, ``c1``, ``c2``, ``entropy_bound`` ($\int T\dot S^{tot}dt = c_2$), ``D0``,
     ``W1_q_p`` ($W_1(q,p)$), ``W1_init`` ($W_1(P_\tau,\tilde P_\tau)$),
     ``delta_W1``, ``path_length`` ($L_\tau$), ``W2_sq`` ($W_2(q,P_\tau)^2$),
-    ``length_bound`` ($L_\tau^2/\tau$), ``ot_bound`` ($W_2^2/\tau$).
+    ``length_bound`` ($L_\tau^2/\tau$), ``ot_bound`` ($W_2^2/\tau$), ``v2_sq_max``
+    ($\max_t v_2^2$, the scale of Eq. 80's slack).
 
     Slacks (≥ 0 when the inequality holds): ``slack_77`` = entropy_bound − η,
-    ``slack_80`` = min over t of $v_2^2 - v_{loss}^2$, ``slack_82_eta_c1`` = c₁ − η,
+    ``slack_80`` = min over t of $v_2^2 - v_{loss}^2$ (both extremes over t are located between
+    the time nodes, with their sampling errors in ``errors``), ``slack_82_eta_c1`` = c₁ − η,
     ``slack_82_c1_c2`` = c₂ − c₁, ``slack_91_c2_length`` = c₂ − L²/τ,
     ``slack_91_length_ot`` = (L² − W₂²)/τ.
 

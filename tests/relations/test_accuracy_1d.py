@@ -297,27 +297,52 @@ def test_time_series_against_the_reference():
             assert float(rep.v2_sq[i]) == pytest.approx(v2, rel=1e-7), (kind, t)
 
 
-def test_slack_80_against_the_reference_minimum():
-    """Eq. 80's slack, min over t of v₂² − (∂_tW₁)²/D₀, against the minimum of the
-    reference's v₂²(t) − (∂_tW₁(t))²/D₀ over a fine grid in t (the report's minimum runs over
-    its own time nodes, so the two agree to the grid's resolution of the minimum)."""
-    cfg = {"data": {"weights": [0.5, 0.5], "means": [math.sqrt(0.35), -math.sqrt(0.35)],
-                    "scales": [0.3, 0.3]},
-           "schedule": {"name": "cond-ot", "tau": 1.0},  # interior minimum (t ≈ 0.4), not 0 = 0
-           "perturbation": {"type": "gaussian", "mean": 1.0, "scale": 1.0}}
+def _reference_extremum(f, ts):
+    """Maximum of ``f`` over ``[ts[0], ts[-1]]``: the best of a scan at ``ts``, refined by a
+    bounded scalar minimisation between its neighbours (scipy; the reference's own route)."""
+    from scipy.optimize import minimize_scalar
+
+    g = [f(t) for t in ts]
+    i = int(np.argmax(g))
+    lo, hi = ts[max(i - 1, 0)], ts[min(i + 1, len(ts) - 1)]
+    res = minimize_scalar(lambda t: -f(t), bounds=(lo, hi), method="bounded",
+                          options={"xatol": 1e-10 * ts[-1]})
+    return max(-res.fun, max(g))
+
+
+def _check_extrema(cfg):
+    """``v2_sq_max`` = max over t of v₂² and ``slack_80`` = min over t of v₂² − (∂_tW₁)²/D₀
+    against the reference's extrema of the same functions of t (scipy quadrature in x at each
+    t, a scan in t and a bounded minimisation): within the reported error estimates, which are
+    within the requested tolerance (1e-6 of max v₂²)."""
     path, pert = _objects(cfg)
     rep = jaxsa.speed_accuracy(path, pert, jaxsa.Settings(n_time=2))
     data, sched, prior, rpert = R.config_objects(cfg)
     d0 = R.chi2(prior, rpert)
-    ts = np.linspace(0.0, 1.0, 41)
-    g = [R.v2_sq(t, sched, data) - R.dw1_dt(t, sched, data, rpert) ** 2 / d0 for t in ts]
-    i = int(np.argmin(g))
-    from scipy.optimize import minimize_scalar
+    tau = cfg["schedule"]["tau"]
+    ts = np.unique(np.concatenate([np.linspace(0.0, tau, 41), tau * np.geomspace(1e-5, 0.05, 12)]))
+    v2max = _reference_extremum(lambda t: R.v2_sq(t, sched, data), ts)
+    smin = -_reference_extremum(lambda t: R.dw1_dt(t, sched, data, rpert) ** 2 / d0
+                                - R.v2_sq(t, sched, data), ts)
+    assert bool(rep.converged)
+    for name, ref in (("v2_sq_max", v2max), ("slack_80", smin)):
+        v, e = float(getattr(rep, name)), float(rep.errors[name])
+        assert e <= 1e-6 * v2max, (name, e, v2max)
+        # the estimate bounds the error (the reference's quadrature: ~1e-9 relative)
+        assert abs(v - ref) <= e + 1e-8 * v2max, (name, v, ref, e)
 
-    lo, hi = ts[max(i - 1, 0)], ts[min(i + 1, len(ts) - 1)]
-    res = minimize_scalar(lambda t: R.v2_sq(t, sched, data) - R.dw1_dt(t, sched, data, rpert) ** 2 / d0,
-                          bounds=(lo, hi), method="bounded", options={"xatol": 1e-6})
-    ref_min = min(res.fun, min(g))
-    scale = float(rep.v2_sq_max)
-    assert float(rep.slack_80) >= ref_min - 1e-9 * scale  # a minimum over fewer points
-    assert float(rep.slack_80) - ref_min <= 1e-3 * scale
+
+def test_slack_80_against_the_reference_minimum():
+    """An interior minimum of Eq. 80's slack (t ≈ 0.4 on cond-OT), between the time nodes."""
+    _check_extrema({"data": {"weights": [0.5, 0.5], "means": [math.sqrt(0.35), -math.sqrt(0.35)],
+                             "scales": [0.3, 0.3]},
+                    "schedule": {"name": "cond-ot", "tau": 1.0},
+                    "perturbation": {"type": "gaussian", "mean": 1.0, "scale": 1.0}})
+
+
+@pytest.mark.slow  # the reference's ∂_tW₁ at ~80 times a configuration: ~1 min
+@pytest.mark.parametrize("seed", [0, 22, 28])  # VP; cond-OT; VE (maximum of v₂² at t = 0)
+def test_extrema_in_time_random_multimodal(seed):
+    """The same on random multimodal configurations (narrow, separated modes); sampled at the
+    time nodes only, these extrema were 1e-3 (slack_80) and 1.6e-2 (v2_sq_max) off."""
+    _check_extrema(R.random_config(np.random.default_rng(seed)))
