@@ -209,6 +209,9 @@ def sampled_maximum(t, g):
     away from it, is that sample with estimate 0.
     """
     n = t.shape[0]
+    if t.ndim != 1 or n < 5 or g.shape[-1] != n:
+        raise ValueError(f"sampled_maximum: `t` must be 1D with n >= 5 samples and `g` of shape "
+                         f"(..., n); got t {t.shape}, g {g.shape}.")
     i = jnp.argmax(g, -1)
     lead = (1,) * i.ndim
 

@@ -45,3 +45,10 @@ def test_sampled_maximum_estimate_bounds_the_error():
     rows = jnp.stack([jnp.asarray(f(np.asarray(ts))), jnp.exp(-ts)])
     mb, eb = jax.jit(jaxsa.sampled_maximum)(ts, rows)
     assert mb.shape == eb.shape == (2,) and float(mb[1]) == 1.0
+
+
+def test_sampled_maximum_bad_input_names_the_argument():
+    with pytest.raises(ValueError, match="`t` must be 1D with n >= 5"):
+        jaxsa.sampled_maximum(jnp.linspace(0.0, 1.0, 4), jnp.zeros(4))
+    with pytest.raises(ValueError, match="`g` of shape"):
+        jaxsa.sampled_maximum(jnp.linspace(0.0, 1.0, 6), jnp.zeros((2, 5)))
