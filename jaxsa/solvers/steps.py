@@ -11,8 +11,8 @@ steps uniformly in some reparametrisation $u(t)$ of time:
 | ``"thermo_length"`` | $L(t) = \int_{t_{min}}^t v_2\,dt'$ | thermodynamic length, spec Eqs. 66–68 |
 | ``"thermo_cost"`` | $C(t) = \int_{t_{min}}^t v_2^2\,dt'$ | cost, spec Eqs. 79–82 |
 | ``"log_snr"`` | $\lambda(t) = \ln(m_t^2/\sigma_t^2)$ | Kingma et al. 2021; Lu et al. 2022 |
-| ``"edm"`` | $\bar\sigma(t)^{1/\rho}$, $\bar\sigma = \sigma_t/m_t$ | Karras et al. 2022 (EDM), Eq. 5 |
-| ``"ays_gaussian"`` | $\arctan(\bar\sigma(t)/c)$ | Sabour et al. 2024 (Align Your Steps) |
+| ``"edm"`` | $\bar\sigma(t)^{1/\rho}$, $\bar\sigma = \sigma_t/m_t$ | Karras et al. 2022 (EDM), Sec. 3, Eq. 5 |
+| ``"ays_gaussian"`` | $\arctan(\bar\sigma(t)/c)$ | Sabour et al. 2024 (Align Your Steps), Sec. 3.1 |
 
 $\bar\sigma_t = \sigma_t/m_t$ is the noise level of the DDIM coordinates $\bar x = x/m_t$
 (spec Eqs. 33–35); it increases in $t$ by the monotonicity condition Eq. 24, so every rule
@@ -46,15 +46,16 @@ STEP_RULES = {
     "uniform": ("t_min", "t_max"),
     "thermo_length": ("t_min", "t_max", "n_panels", "order"),
     "thermo_cost": ("t_min", "t_max", "n_panels", "order"),
-    "log_snr": ("t_min", "t_max", "margin"),
-    "edm": ("t_min", "t_max", "margin", "rho"),
-    "ays_gaussian": ("t_min", "t_max", "margin", "data_std"),
+    "log_snr": ("t_min", "t_max", "margin", "to_zero"),
+    "edm": ("t_min", "t_max", "margin", "rho", "to_zero"),
+    "ays_gaussian": ("t_min", "t_max", "margin", "data_std", "to_zero"),
 }
 _NOISE_RULES = ("log_snr", "edm", "ays_gaussian")
 
 
 def step_grid(process, n_steps: int, rule: str = "uniform", **params) -> jax.Array:
-    r"""Sampler time grid of shape ``(n_steps + 1,)``, decreasing from ``t_max`` to ``t_min``.
+    r"""Sampler time grid of shape ``(n_steps + 1,)``, decreasing from ``t_max`` to ``t_min``
+    (to ``0`` with ``to_zero``).
 
     Args:
         process: what the rule needs. ``"uniform"``: anything with ``tau`` (a field, a process,
@@ -76,6 +77,12 @@ def step_grid(process, n_steps: int, rule: str = "uniform", **params) -> jax.Arr
             * ``data_std`` $c$ (length units): the data's standard deviation for
               ``"ays_gaussian"``; default ``sqrt(process.data.variance())`` when the process
               has Gaussian-mixture ``data``.
+            * ``to_zero`` (``False``; noise-level rules, a static Python bool): EDM's
+              convention, Eq. 5's $\sigma_N = 0$ — the rule's levels take the first
+              ``n_steps - 1`` steps, from ``t_max`` to ``t_min``, and the last step goes from
+              ``t_min`` to ``0`` (needs ``n_steps >= 2`` and a field that is finite at
+              ``t = 0``). The grid then ends at the data like the ``"uniform"`` and
+              ``"thermo_*"`` ones, instead of at the cut-off ``t_min``.
 
     Rules ($t_0 = t_{max} > t_1 > \dots > t_N = t_{min}$, $i = 0..N$):
 
@@ -89,16 +96,25 @@ def step_grid(process, n_steps: int, rule: str = "uniform", **params) -> jax.Arr
       $\lambda(t) = \ln(m_t^2/\sigma_t^2) = -2\ln\bar\sigma_t$, uniform in log-SNR
       (Kingma et al. 2021, "Variational diffusion models"; the DPM-Solver grid, Lu et al. 2022).
     * ``"edm"``: Karras, Aittala, Aila, Laine 2022, "Elucidating the design space of
-      diffusion-based generative models", Eq. 5 with $N + 1$ levels including both ends:
+      diffusion-based generative models", Sec. 3, Eq. 5 (their $N$ levels before the final
+      $\sigma_N = 0$ are our $N + 1$), with both ends included:
       $\bar\sigma_i = \big(\bar\sigma_{max}^{1/\rho} + \tfrac{i}{N}(\bar\sigma_{min}^{1/\rho}
       - \bar\sigma_{max}^{1/\rho})\big)^\rho$, $\bar\sigma_{max} = \bar\sigma(t_{hi})$,
-      $\bar\sigma_{min} = \bar\sigma(t_{min})$ (EDM's extra level $\bar\sigma = 0$ is not part
-      of the grid).
-    * ``"ays_gaussian"``: Sabour, Fidler, Kreis 2024, "Align your steps", the optimal steps for
-      Gaussian data $\mathcal N(0, c^2)$ in the DDIM/VE parametrisation:
+      $\bar\sigma_{min} = \bar\sigma(t_{min})$ (EDM's extra level $\bar\sigma = 0$ is the last
+      time with ``to_zero``). The paper's defaults are $\bar\sigma_{min} = 0.002$,
+      $\bar\sigma_{max} = 80$, $\rho = 7$ (18 levels for CIFAR-10): pass them as ``t_min``,
+      ``t_max`` for the schedule $m_t = 1$, $\sigma_t = t$, ``tau = 80``.
+    * ``"ays_gaussian"``: Sabour, Fidler, Kreis 2024, "Align your steps: optimizing sampling
+      schedules in diffusion models", Sec. 3.1 (Theorem 3.1): for data $\mathcal N(0, c^2 I)$,
+      EDM's parametrisation $s(t) = 1$, $\sigma(t) = t$ and Euler steps of the
+      probability-flow ODE between fixed ends, the levels that minimise the KL divergence
+      between the Euler result and the true marginal at $\bar\sigma_{min}$:
       $\bar\sigma_i = c\tan\theta_i$, $\theta_i = (1 - i/N)\arctan(\bar\sigma_{max}/c)
       + (i/N)\arctan(\bar\sigma_{min}/c)$ (equal angles; $\bar x$ has variance
-      $c^2 + \bar\sigma^2$, so $\theta$ is the angle of the signal/noise split).
+      $c^2 + \bar\sigma^2$, so $\theta$ is the angle of the signal/noise split). The
+      optimality is that of Euler in $\bar\sigma$ on $\bar x$ (the DDIM step), which the
+      ``"euler"`` sampler (in $t$ on $x$) is for $m_t = 1$, $\sigma_t = t$ and for cond-OT,
+      not for cosine, VP or geometric VE schedules.
 
     Here $t_{hi} = t_{max}$ when $\bar\sigma(t_{max})$ is finite, otherwise (and for a
     schedule that ends at noise with $t_{max} > \tau(1 - \text{margin})$)
@@ -160,7 +176,15 @@ def step_grid(process, n_steps: int, rule: str = "uniform", **params) -> jax.Arr
         inner = _thermo_grid(process, n_steps, t_min, t_max, n_panels, order,
                              jnp.asarray(rule == "thermo_length"))
     else:
-        inner = _noise_grid(process, n_steps, rule, params, tau, t_min, t_max, dt)
+        to_zero = params.get("to_zero", False)
+        if not isinstance(to_zero, bool) or (to_zero and n_steps < 2):
+            raise ValueError(f"step_grid: `to_zero` must be a Python bool, and needs n_steps >= 2 "
+                             f"(one step is the last one, to t = 0); got {to_zero!r}, "
+                             f"n_steps = {n_steps}.")
+        noise = {k: v for k, v in params.items() if k != "to_zero"}
+        inner = _noise_grid(process, n_steps - int(to_zero), rule, noise, tau, t_min, t_max, dt)
+        inner = inner.at[0].set(t_max).at[-1].set(t_min)
+        return jnp.concatenate([inner, jnp.zeros((1,), dt)]) if to_zero else inner
     return inner.at[0].set(t_max).at[-1].set(t_min)
 
 
