@@ -86,7 +86,7 @@ from jaxsa.processes.learned import (  # noqa: F401
     train_cfm,
     train_cfm_family,
     checkpoint_digest,
-    ot_coupled_pairs,
+    ot_coupled_pairs, path_schedule,
 )
 
 from jaxsa.processes.langevin import (  # noqa: F401
@@ -267,13 +267,9 @@ from jaxsa.relations.estimators import (  # noqa: F401
 # ---- studies -------------------------------------------------------------------------------
 
 from jaxsa.studies.steps import (  # noqa: F401
-    STEP_SCHEDULES,
-    StepsSettings,
-    optimise_grid,
-    run_steps,
-    sampler_w1,
-    step_data,
+    STEP_SCHEDULES, StepsSettings, optimise_grid, run_steps, sampler_w1, step_data,
 )
+from jaxsa.studies.steps_dd import LearnedFlow, learned_flow, sampler_error  # noqa: F401
 
 from jaxsa.studies.sweep import (  # noqa: F401
     FAMILIES,
@@ -350,7 +346,7 @@ __all__ = [
     "train_cfm",
     "train_cfm_family",
     "checkpoint_digest",
-    "ot_coupled_pairs",
+    "ot_coupled_pairs", "path_schedule",
     "OrnsteinUhlenbeck",
     "GaussianGeodesic",
     "DiffusionProcess",
@@ -467,12 +463,8 @@ __all__ = [
     "isotropic_gaussian",
     "start_chi2",
     # studies
-    "STEP_SCHEDULES",
-    "StepsSettings",
-    "optimise_grid",
-    "run_steps",
-    "sampler_w1",
-    "step_data",
+    "STEP_SCHEDULES", "StepsSettings", "optimise_grid", "run_steps", "sampler_w1", "step_data",
+    "LearnedFlow", "learned_flow", "sampler_error",
     "FAMILIES",
     "SweepSpec",
     "sweep_settings",

@@ -386,7 +386,7 @@ def _cmd_steps(args) -> int:
     from jaxsa.plot.steps import plot_steps
     from jaxsa.studies.steps import StepsSettings, run_steps
 
-    s = (StepsSettings(nfe=(6,), data=("paper",), optimise_nfe=(6,), optimise_steps=10, n_nodes=256,
+    s = (StepsSettings(nfe=(6,), data=("paper",), optimise_nfe=(6,), optimise_steps=10, n_nodes=1024,
                        c2_opt_steps=20)
          if args.fast else StepsSettings())
     bar = tqdm(desc="steps", file=sys.stderr, unit="case")
@@ -397,13 +397,13 @@ def _cmd_steps(args) -> int:
 
     out = run_steps(s, progress=progress)
     bar.close()
-    prov = provenance(s, seeds={"note": "deterministic: quadrature nodes, no random numbers"},
-                      timing=out["timing"])
+    prov = provenance(s, seeds={"seed": s.seed, "note": "1D: quadrature nodes; d-D: PRNGKey(seed), "
+                                "models: their CFMSettings seed"}, timing=out["timing"])
     os.makedirs(args.out, exist_ok=True)
     table = [{k: v for k, v in r.items() if k not in ("grid", "loss_history")} for r in out["records"]]
     write_json(os.path.join(args.out, "steps.json"),
                {"provenance": prov, "records": table, "winners": out["winners"],
-                "c2_opt_schedule": out["c2_opt_schedule"],
+                "c2_opt_schedule": out["c2_opt_schedule"], "learned": out["learned"],
                 "grids": [{k: r[k] for k in ("data", "schedule", "rule", "nfe", "grid")}
                           for r in out["records"]]})
     save_figure(plot_steps, os.path.join(args.out, "steps.png"), out["records"])
@@ -466,8 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--out", default="optimize", help="output folder (default ./optimize)")
     o.set_defaults(func=_cmd_optimize)
 
-    st = add_parser("steps", help="sampling-step grids: rules vs each other on exact 1D "
-                    "references, and grids optimised by gradient descent (JSON + PNG)")
+    st = add_parser("steps", help="sampling-step grids: rules vs each other on exact 1D references "
+                    "and learned 2D/64D models, and optimised grids (JSON + PNG)")
     st.add_argument("--out", default="steps", help="output folder (default ./steps)")
     st.add_argument("--fast", action="store_true", help="a tiny configuration (what CI runs)")
     st.set_defaults(func=_cmd_steps)

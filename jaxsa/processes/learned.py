@@ -66,7 +66,7 @@ from jaxsa.processes.base import AbstractVelocityField
 from jaxsa.quadrature import gauss_legendre
 
 __all__ = ["CFMSettings", "LearnedVelocity", "VelocityMLP", "compare_1d_ot", "data_digest", "train_cfm",
-           "train_cfm_family", "checkpoint_digest", "ot_coupled_pairs"]
+           "train_cfm_family", "checkpoint_digest", "ot_coupled_pairs", "path_schedule"]
 
 
 _ACTIVATIONS = ("silu", "gelu", "tanh")
@@ -348,7 +348,7 @@ def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings:
     opt = optax.adam(sched)
     state = opt.init(params)
     b = settings.batch
-    path_sched = None if settings.path == "ot" else _path_schedule(settings.path, settings.tau)
+    path_sched = None if settings.path == "ot" else path_schedule(settings.path, settings.tau)
     s_min = _S_MIN[settings.path]
 
     def loss_fn(p, s, xt, target):
@@ -404,8 +404,10 @@ def train_cfm(sample_data: Callable, sample_prior: Callable, dim: int, settings:
                            "steps_per_s": rate, "stale_checkpoint_replaced": stale}
 
 
-def _path_schedule(path: str, tau: float):
-    """The package's schedule of a conditional path (VP with its default β's)."""
+def path_schedule(path: str, tau: float):
+    r"""The package's [`Schedule`][jaxsa.schedules.standard.Schedule] of the conditional path
+    ``path`` (``"cond-ot"``, ``"cosine"`` or ``"vp"``, VP with its default β's) at duration
+    ``tau``: the $(m_t, \sigma_t)$ a CFM model of that path was trained on."""
     from jaxsa.schedules.standard import CondOT, Cosine, VPLinear
 
     return {"cond-ot": CondOT, "cosine": Cosine, "vp": lambda tau: VPLinear(tau=tau)}[path](tau)

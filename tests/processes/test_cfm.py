@@ -206,11 +206,11 @@ def _rel_l2(path, t, fn, n=4000):
 def test_exact_gaussian_field_is_the_diffusion_path_velocity():
     # the closed form above and the package's DiffusionPath of the same schedule (isotropic
     # data, so that DiffusionPath applies) agree: the reference uses jaxsa's conventions
-    from jaxsa.processes.learned import _path_schedule
+    from jaxsa.processes.learned import path_schedule
 
     x = np.asarray(jax.random.normal(jax.random.PRNGKey(0), (50, 2)))
     for path in ("cosine", "cond-ot", "vp"):
-        dp = jaxsa.DiffusionPath(_path_schedule(path, 1.0),
+        dp = jaxsa.DiffusionPath(path_schedule(path, 1.0),
                                  jaxsa.GaussianMixture(np.ones(1), _MU[None], np.array([0.7])))
         for t in (0.1, 0.5, 0.9):
             np.testing.assert_allclose(np.asarray(dp.velocity(t, x)),

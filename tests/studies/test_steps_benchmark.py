@@ -18,7 +18,8 @@ def test_sampler_w1_against_scipy_quadrature_of_the_cdf_difference():
     data = step_data("multimodal")
     proc = jaxsa.DiffusionPath(jaxsa.CondOT(1.0), data)
     grid = jaxsa.step_grid(proc, 5, "uniform")
-    w1, err = sampler_w1(proc, grid, "heun", 4096)
+    w1, err, mono = sampler_w1(proc, grid, "heun", 4096)
+    assert bool(mono)
     # the sampler map T on a fine normal-score grid (one call); it is increasing here, so
     # F_p(x) = Phi(T^{-1}(x)), inverted by interpolation
     z = np.linspace(-9.0, 9.0, 40001)
@@ -54,8 +55,11 @@ def test_steps_command_tiny(tmp_path):
     assert (tmp_path / "steps.png").stat().st_size > 10_000
     recs = doc["records"]
     assert {r["schedule"] for r in recs} == {"cosine", "cond-ot", "vp", "c2-opt", "ot"}
-    for r in recs:
-        assert np.isfinite(r["W1"]) and r["W1_err"] >= 0 and r["W1_err"] < max(0.01 * r["W1"], 1e-12)
+    for r in recs:  # every number carries its estimate and a status that follows from it
+        assert np.isfinite(r["W1"]) and np.isfinite(r["W1_err"]) and r["W1_err"] >= 0
+        assert r["converged"] == (r["W1_err"] <= 0.01 * r["W1"] or r["W1"] < 1e-12)
+    assert sum(r["converged"] for r in recs) >= 0.8 * len(recs), [
+        (r["schedule"], r["rule"], r["W1"], r["W1_err"]) for r in recs if not r["converged"]]
     # the OT path's trajectories are straight at constant speed: any grid integrates them exactly
     assert all(r["W1"] < 1e-12 for r in recs if r["schedule"] == "ot")
     assert {w["schedule"] for w in doc["winners"]} == {"cosine", "cond-ot", "vp", "c2-opt", "ot"}
@@ -71,3 +75,19 @@ def test_steps_settings_errors():
         StepsSettings(method="rk45")
     with pytest.raises(ValueError, match="unknown"):
         run_steps(StepsSettings(schedules=("ddpm",)))
+
+
+def test_sampler_w1_on_narrow_modes_at_a_large_budget_against_the_sorted_form_at_2_18_levels():
+    """NFE 50 on narrow, separated modes: W1 ~ 3e-3 is set by the mass in the gaps between the
+    modes, where the quantile function nearly jumps. The former rule (sorted outputs on 2,048
+    levels) was 25% off here with an estimate 24x too small. Reference: the sorted form on
+    2^18 levels (a different quadrature; its first-order error is ~ gap width / 2^18)."""
+    from jaxsa.studies.steps import _sorted_w1
+
+    proc = jaxsa.DiffusionPath(jaxsa.CondOT(1.0), step_data("multimodal"))
+    grid = jaxsa.step_grid(proc, 25, "uniform")
+    w1, err, mono = (float(v) for v in sampler_w1(proc, grid, "heun", 4096))
+    ref = float(_sorted_w1(proc, grid, "heun", 2**18))
+    assert mono
+    assert abs(w1 - ref) <= err + 2 * 4.5 / 2**18, (w1, ref, err)
+    assert err < 0.02 * w1
