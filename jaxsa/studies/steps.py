@@ -277,8 +277,8 @@ def _floor(process, n_nodes):
 
 def optimise_grid(process, n_steps: int, method: str, n_nodes: int, init, steps: int = 150,
                   learning_rate: float = 0.05, progress=None):
-    r"""A grid of ``n_steps`` steps minimising $W_1(q, p_N)$ by Adam (optax) over the softmax
-    logits of the step lengths, from the grid ``init`` ``(n_steps + 1,)`` (decreasing from τ to
+    r"""A grid of ``n_steps`` steps minimising $W_1(q, p_N)$ (its sorted-level form on
+    ``4 n_nodes`` levels) by Adam (optax) over the softmax logits of the step lengths, from the grid ``init`` ``(n_steps + 1,)`` (decreasing from τ to
     ``init[-1]``, which stays fixed). Returns ``(grid, W1 history)``."""
     import optax
 
@@ -289,7 +289,10 @@ def optimise_grid(process, n_steps: int, method: str, n_nodes: int, init, steps:
         frac = jnp.concatenate([jnp.zeros(1, theta.dtype), jnp.cumsum(jax.nn.softmax(theta))])
         return tau - (tau - t_end) * frac
 
-    loss = jax.jit(jax.value_and_grad(lambda th: sampler_w1(process, grid_of(th), method, n_nodes)[0]))
+    # the loss is the sorted-level form on 4 n_nodes levels: differentiable and ~10x cheaper
+    # than the CDF form's Newton inversion (within ~2% of it at these budgets); the result is
+    # scored by sampler_w1
+    loss = jax.jit(jax.value_and_grad(lambda th: _sorted_w1(process, grid_of(th), method, 4 * n_nodes)))
     opt = optax.adam(learning_rate)
     theta, state, hist = theta0, opt.init(theta0), []
     best = (jnp.inf, theta0)
